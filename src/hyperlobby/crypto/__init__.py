@@ -1,0 +1,1 @@
+"""Keys, signatures, namespaces and hashes (libsodium through PyNaCl, BLAKE2b)."""

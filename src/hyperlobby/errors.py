@@ -1,0 +1,70 @@
+"""One error hierarchy for the whole stack.
+
+Every error the library raises on purpose is a :class:`HyperlobbyError`, so callers (the CLI,
+a node serving peers) can catch one type, report it, and carry on. Each subclass names the
+layer or the kind of failure; ``context`` carries the facts a person needs to act on it
+(which core, which index, which peer) without parsing the message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class HyperlobbyError(Exception):
+    """Base of every error raised deliberately by hyperlobby."""
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context: dict[str, Any] = context
+
+    def __str__(self) -> str:
+        if not self.context:
+            return self.message
+        details = ", ".join(f"{k}={_short(v)}" for k, v in self.context.items())
+        return f"{self.message} ({details})"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+        text = raw.hex()
+        return text if len(text) <= 16 else text[:16] + "…"
+    return repr(value)
+
+
+class DecodeError(HyperlobbyError, ValueError):
+    """Bytes that do not decode: truncated, oversized, out of range or malformed."""
+
+
+class EncodeError(HyperlobbyError, ValueError):
+    """A value that cannot be encoded (wrong size, out of range, wrong type)."""
+
+
+class InvalidKeyError(HyperlobbyError, ValueError):
+    """A key, id or URL that does not name a 32-byte Hypercore key."""
+
+
+class VerificationError(HyperlobbyError):
+    """A signature, proof or hash that does not check out. Nothing unverified is stored."""
+
+
+class CoreError(HyperlobbyError):
+    """Misuse of a core: writing a read-only core, reading past its length, a closed core."""
+
+
+class BlockNotAvailableError(CoreError):
+    """The block is not stored locally (and could not be fetched in time)."""
+
+
+class StorageError(HyperlobbyError):
+    """The storage backend failed or holds data that does not match what is expected."""
+
+
+class ProtocolError(HyperlobbyError):
+    """A peer broke the wire protocol; the connection to that peer is closed."""
+
+
+class HandshakeError(ProtocolError):
+    """The Noise handshake or the stream id/header exchange failed."""

@@ -1,0 +1,1 @@
+"""The wire: secret-stream (Noise XX + secretstream), protomux, hypercore replication."""

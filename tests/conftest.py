@@ -1,0 +1,54 @@
+"""Shared fixtures: running the pinned JavaScript reference in ``interop/``.
+
+Interop tests never skip: a machine without node or without ``interop/node_modules`` fails
+them with a message that says how to fix it (``make test`` installs both).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+INTEROP = ROOT / "interop"
+VECTORS = INTEROP / "vectors"
+
+
+def node_binary() -> str:
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not installed: interop tests need Node.js (make test installs the JS side)")
+    if not (INTEROP / "node_modules" / "hypercore").is_dir():
+        pytest.fail("interop/node_modules is missing: run `make npm` (or `make test`)")
+    return node
+
+
+def run_node(script: str | Path, *args: str, timeout: float = 60.0, input: bytes | None = None) -> bytes:
+    """Run a script from ``interop/`` with node and return its stdout (fails the test on error)."""
+    node = node_binary()
+    proc = subprocess.run(
+        [node, str(INTEROP / script), *args],
+        cwd=INTEROP,
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"node {script} failed ({proc.returncode}):\n{proc.stderr.decode(errors='replace')}")
+    return proc.stdout
+
+
+def load_vectors(name: str) -> Any:
+    """Golden vectors committed under ``interop/vectors/<name>.json`` (made by ``<name>.js``)."""
+    return json.loads((VECTORS / f"{name}.json").read_text())
+
+
+@pytest.fixture
+def node() -> str:
+    return node_binary()
