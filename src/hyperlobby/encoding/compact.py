@@ -360,4 +360,4 @@ def array(item: Codec[T], max_length: int = MAX_ARRAY_LENGTH) -> Codec[list[T]]:
 
     The declared type is ``list[T]`` for decoding; any sequence encodes.
     """
-    return Array(item, max_length)  # type: ignore[return-value]
+    return Array(item, max_length)
