@@ -75,8 +75,9 @@ class CoreRecord:
 class WriteBatch:
     """Mutations of one core that must become visible together.
 
-    Order of application inside a batch: truncation (``truncate_blocks_from`` and
-    ``delete_nodes``) first, then the new blocks, nodes, pages and data, then the head. So a batch
+    Order of application inside a batch: truncation (``truncate_blocks_from``: blocks at or after
+    that index; ``truncate_nodes_from``: tree nodes at or after that tree index; ``delete_nodes``)
+    first, then the new blocks, nodes, pages and data, then the head. So a batch
     may truncate and re-grow a core in one step (a reorg) and the result is well-defined.
     """
 
@@ -84,6 +85,7 @@ class WriteBatch:
     nodes: list[TreeNode] = field(default_factory=list)
     head: Head | None = None
     truncate_blocks_from: int | None = None
+    truncate_nodes_from: int | None = None
     delete_nodes: list[int] = field(default_factory=list)
     bitfield_pages: dict[int, bytes] = field(default_factory=dict)
     manifest: bytes | None = None
@@ -95,6 +97,7 @@ class WriteBatch:
             or self.nodes
             or self.head is not None
             or self.truncate_blocks_from is not None
+            or self.truncate_nodes_from is not None
             or self.delete_nodes
             or self.bitfield_pages
             or self.manifest is not None
@@ -119,6 +122,8 @@ def validate_batch(batch: WriteBatch) -> None:
             raise StorageError("invalid node index to delete", index=n)
     if batch.truncate_blocks_from is not None and not 0 <= batch.truncate_blocks_from <= _MAX_INDEX + 1:
         raise StorageError("invalid truncation point", length=batch.truncate_blocks_from)
+    if batch.truncate_nodes_from is not None and not 0 <= batch.truncate_nodes_from <= _MAX_TREE_INDEX:
+        raise StorageError("invalid node truncation point", index=batch.truncate_nodes_from)
     for page in batch.bitfield_pages:
         if page < 0:
             raise StorageError("invalid bitfield page number", page=page)

@@ -117,6 +117,10 @@ class MemoryStorage:
             cut = batch.truncate_blocks_from
             for i in [i for i in data.blocks if i >= cut]:
                 del data.blocks[i]
+        if batch.truncate_nodes_from is not None:
+            cut = batch.truncate_nodes_from
+            for n in [n for n in data.nodes if n >= cut]:
+                del data.nodes[n]
         for n in batch.delete_nodes:
             data.nodes.pop(n, None)
         for i, value in batch.blocks:

@@ -296,6 +296,10 @@ class SqliteStorage:
                         "DELETE FROM blocks WHERE k >= ? AND k < ?",
                         (base + batch.truncate_blocks_from, base + MAX_BLOCKS_PER_CORE),
                     )
+                if batch.truncate_nodes_from is not None:
+                    db.execute(
+                        "DELETE FROM nodes WHERE core = ? AND idx >= ?", (core_id, batch.truncate_nodes_from)
+                    )
                 if batch.delete_nodes:
                     db.executemany(
                         "DELETE FROM nodes WHERE core = ? AND idx = ?",

@@ -1,0 +1,577 @@
+"""Hypercore 11: a signed, append-only log, byte-compatible with the JS ``hypercore`` package.
+
+Theory of operation
+-------------------
+A :class:`Hypercore` is a thin coordinator between four things:
+
+* the **Merkle tree** (:class:`~hyperlobby.core.merkle.MerkleTree`), which knows the roots, the
+  length, byte length, fork and signature, and computes appends, truncations, proofs and proof
+  verification as *pure* :class:`TreeUpdate` values without touching storage;
+* the **verifier** (manifest rules, crypto/signing.py), which signs and checks tree heads;
+* the **availability bitfield** (which blocks we hold);
+* the **storage backend**, which applies one :class:`WriteBatch` atomically.
+
+Every mutation follows the same four steps: (1) compute the update (tree and signature) without
+changing anything; (2) build one batch (blocks, new nodes, new head, dirty bitfield pages);
+(3) ``storage.write(batch)``, one transaction; (4) only then apply the update to the in-memory
+tree and bitfield and notify listeners. If (1) or (3) fails, nothing has changed, in memory or on
+disk; a crash during (3) leaves storage at the previous commit. So a core always verifies after
+a crash, and an append is durable once it returns (per the backend's durability setting).
+
+The tree reads stored nodes through this object (it is the tree's ``NodeReader``), backed by a
+small cache: appends never read nodes (the roots are in memory), but proofs and truncations do.
+
+What is *not* here yet: fetching missing blocks from peers (``get`` of a missing block raises
+:class:`BlockNotAvailableError`), reorgs to a peer's higher fork, block encryption, sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from hyperlobby.core.merkle import MerkleTree, TreeUpdate, obsolete_nodes
+from hyperlobby.core.proofs import Proof, ProofRequest, TreeNode
+from hyperlobby.core.storage.base import CoreRecord, Head, StorageBackend, WriteBatch
+from hyperlobby.core.storage.memory import MemoryStorage
+from hyperlobby.crypto.hashes import discovery_key as make_discovery_key
+from hyperlobby.crypto.hashes import tree_hash as hash_roots
+from hyperlobby.crypto.keys import KeyPair
+from hyperlobby.crypto.manifest import Manifest, is_compat, manifest_hash
+from hyperlobby.crypto.signing import Verifier
+from hyperlobby.encoding.ids import encode_id
+from hyperlobby.errors import BlockNotAvailableError, CoreError, VerificationError
+
+BytesLike = bytes | bytearray | memoryview
+
+_NODE_CACHE_SIZE = 4096
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AppendEvent:
+    """The core grew (or, with ``truncated``, shrank to a new fork) to this head."""
+
+    length: int
+    byte_length: int
+    fork: int
+    truncated: bool = False
+
+
+AppendListener = Callable[[AppendEvent], None]
+
+
+def _as_blocks(blocks: BytesLike | Iterable[BytesLike]) -> list[bytes]:
+    """Normalise ``append``'s argument; reject anything that is not bytes before touching state."""
+    if isinstance(blocks, bytes):
+        return [blocks]
+    if isinstance(blocks, bytearray | memoryview):
+        return [bytes(blocks)]
+    if isinstance(blocks, str):
+        raise CoreError("a block must be bytes, not str (encode it first)")
+    out: list[bytes] = []
+    for b in blocks:
+        if isinstance(b, bytes):
+            out.append(b)
+        elif isinstance(b, bytearray | memoryview):
+            out.append(bytes(b))
+        else:
+            raise CoreError("a block must be bytes", type=type(b).__name__)
+    return out
+
+
+PAGE_BITS = 32768
+"""Blocks per stored availability page (4 KiB), the page size JS uses for its local bitfield."""
+_PAGE_BYTES = PAGE_BITS // 8
+
+
+def _fill_bits(buf: bytearray, start: int, end: int, value: bool) -> None:
+    """Set or clear bits ``[start, end)`` of ``buf`` (LSB-first within each byte, as on the wire)."""
+    while start < end and start & 7:
+        _put_bit(buf, start, value)
+        start += 1
+    while end > start and end & 7:
+        end -= 1
+        _put_bit(buf, end, value)
+    if start < end:
+        buf[start >> 3 : end >> 3] = (b"\xff" if value else b"\x00") * ((end - start) >> 3)
+
+
+def _put_bit(buf: bytearray, bit: int, value: bool) -> None:
+    if value:
+        buf[bit >> 3] |= 1 << (bit & 7)
+    else:
+        buf[bit >> 3] &= ~(1 << (bit & 7)) & 0xFF
+
+
+class _Availability:
+    """Which blocks this core holds: fixed-size pages of bits, persisted page by page.
+
+    Changes are computed as new page images (:meth:`preview`) that go into the same storage batch
+    as the blocks they describe, and adopted (:meth:`adopt`) only after that batch commits, so the
+    bitfield on disk always matches the blocks on disk.
+    """
+
+    __slots__ = ("_pages",)
+
+    def __init__(self, pages: dict[int, bytes]) -> None:
+        self._pages: dict[int, bytes] = {}
+        for n, raw in pages.items():
+            if len(raw) != _PAGE_BYTES:
+                raise CoreError("stored bitfield page has the wrong size", page=n, size=len(raw))
+            self._pages[n] = raw
+
+    def get(self, index: int) -> bool:
+        page = self._pages.get(index // PAGE_BITS)
+        if page is None:
+            return False
+        bit = index % PAGE_BITS
+        return bool(page[bit >> 3] >> (bit & 7) & 1)
+
+    def preview(self, start: int, count: int, value: bool) -> dict[int, bytes]:
+        """New images of the pages that change when bits ``[start, start+count)`` become ``value``."""
+        out: dict[int, bytes] = {}
+        end = start + count
+        pos = start
+        while pos < end:
+            n = pos // PAGE_BITS
+            stop = min(end, (n + 1) * PAGE_BITS)
+            old = self._pages.get(n)
+            if old is None and not value:
+                pos = stop
+                continue
+            buf = bytearray(old) if old is not None else bytearray(_PAGE_BYTES)
+            _fill_bits(buf, pos - n * PAGE_BITS, stop - n * PAGE_BITS, value)
+            out[n] = bytes(buf)
+            pos = stop
+        return out
+
+    def adopt(self, pages: dict[int, bytes]) -> None:
+        self._pages.update(pages)
+
+    def words(self, start: int, count: int) -> bytes:
+        """Raw bits for blocks ``[start, start+count)`` with ``start`` a multiple of 8 (for the wire)."""
+        out = bytearray()
+        for i in range(start, start + count, 8):
+            page = self._pages.get(i // PAGE_BITS)
+            out.append(0 if page is None else page[(i % PAGE_BITS) >> 3])
+        return bytes(out)
+
+
+class Hypercore:
+    """One core, writable (we hold a signing key) or read-only (we only know its key).
+
+    Make one with :meth:`create` (a new writable core) or :meth:`open` (by key), or, usually,
+    through :class:`~hyperlobby.core.store.Store`, which derives keys like corestore and keeps
+    many cores in one database.
+    """
+
+    # --- construction ----------------------------------------------------------------------------
+
+    def __init__(self, storage: StorageBackend, record: CoreRecord, *, owns_storage: bool = False) -> None:
+        """Load a stored core (internal: use :meth:`create`, :meth:`open` or a Store)."""
+        self._storage = storage
+        self._owns_storage = owns_storage
+        self._record = record
+        self._id = record.id
+        self.key: bytes = record.key
+        self.discovery_key: bytes = record.discovery_key
+        self._closed = False
+        self._listeners: list[AppendListener] = []
+        self._waiters: list[tuple[int, asyncio.Future[int]]] = []
+        self._cache: dict[int, TreeNode] = {}
+
+        self._manifest: Manifest | None = None
+        self._compat = False
+        self._verifier: Verifier | None = None
+        if record.manifest is not None:
+            self._adopt_manifest(Manifest.decode(record.manifest))
+
+        self._key_pair: KeyPair | None = None
+        if record.secret_key is not None:
+            self._key_pair = KeyPair(record.secret_key[32:], record.secret_key)
+
+        head = storage.get_head(self._id)
+        self._tree = MerkleTree(self, roots=head.roots, fork=head.fork, signature=head.signature)
+        if self._tree.length != head.length or self._tree.byte_length != head.byte_length:
+            raise CoreError("stored head does not match its roots", length=head.length)
+        self._bitfield = _Availability(storage.get_bitfield_pages(self._id))
+
+    @classmethod
+    def create(
+        cls,
+        storage: StorageBackend | None = None,
+        key_pair: KeyPair | None = None,
+        *,
+        manifest: Manifest | None = None,
+        compat: bool = False,
+    ) -> Hypercore:
+        """A new, empty, writable core.
+
+        By default, like JS hypercore 11, the core is *non-compat*: its key is the hash of the
+        default single-signer manifest and signatures are 68-byte multisig containers.
+        ``compat=True`` gives a hypercore-10 style core whose key is the public key and whose
+        signatures are raw 64-byte Ed25519 signatures.
+        """
+        from hyperlobby.crypto.keys import key_pair as new_key_pair
+
+        owns = storage is None
+        backend: StorageBackend = MemoryStorage() if storage is None else storage
+        kp = new_key_pair() if key_pair is None else key_pair
+        if kp.secret_key is None:
+            raise CoreError("creating a writable core needs a key pair with a secret key")
+        if manifest is None:
+            manifest = Manifest.default(kp.public_key)
+        if compat:
+            key = kp.public_key
+            if not is_compat(manifest, key):
+                raise CoreError("a compat core needs the default single-signer manifest of its key pair")
+        else:
+            key = manifest_hash(manifest)
+        if backend.find_core(key) is not None:
+            raise CoreError("a core with this key is already stored; open it instead", key=key)
+        raw_manifest = manifest.encode()
+        record = backend.create_core(key, make_discovery_key(key), raw_manifest, kp.secret_key)
+        return cls(backend, record, owns_storage=owns)
+
+    @classmethod
+    def open(cls, storage: StorageBackend, key: bytes, *, create: bool = True) -> Hypercore:
+        """The core with ``key``: the stored one (writable if we hold its secret key), else a new
+        read-only core that knows only its key (``create=False`` raises instead)."""
+        if len(key) != 32:
+            raise CoreError("a core key is 32 bytes", length=len(key))
+        record = storage.find_core(bytes(key))
+        if record is None:
+            if not create:
+                raise CoreError("no core with this key is stored", key=key)
+            record = storage.create_core(bytes(key), make_discovery_key(key), None, None)
+        return cls(storage, record)
+
+    # --- identity --------------------------------------------------------------------------------
+
+    def _adopt_manifest(self, manifest: Manifest) -> None:
+        self._manifest = manifest
+        self._compat = is_compat(manifest, self.key)
+        self._verifier = Verifier(manifest, self.key, self._compat)
+
+    def set_manifest(self, manifest: Manifest) -> None:
+        """Accept a manifest a peer sent for this key-only core, if it really defines this key."""
+        self._check_open()
+        if self._manifest is not None:
+            if manifest != self._manifest:
+                raise VerificationError("a different manifest is already stored for this core", key=self.key)
+            return
+        if manifest_hash(manifest) != self.key and not is_compat(manifest, self.key):
+            raise VerificationError("manifest does not match the core key", key=self.key)
+        raw = manifest.encode()
+        self._storage.write(self._id, WriteBatch(manifest=raw))
+        self._adopt_manifest(manifest)
+
+    @property
+    def id(self) -> str:
+        """The z-base-32 form of the key (what JS calls ``core.id``)."""
+        return encode_id(self.key)
+
+    @property
+    def manifest(self) -> Manifest | None:
+        return self._manifest
+
+    @property
+    def compat(self) -> bool:
+        return self._compat
+
+    @property
+    def key_pair(self) -> KeyPair | None:
+        return self._key_pair
+
+    @property
+    def writable(self) -> bool:
+        return self._key_pair is not None and self._verifier is not None and not self._closed
+
+    # --- head ------------------------------------------------------------------------------------
+
+    @property
+    def length(self) -> int:
+        return self._tree.length
+
+    @property
+    def byte_length(self) -> int:
+        return self._tree.byte_length
+
+    @property
+    def fork(self) -> int:
+        return self._tree.fork
+
+    @property
+    def signature(self) -> bytes | None:
+        return self._tree.signature
+
+    @property
+    def roots(self) -> tuple[TreeNode, ...]:
+        return tuple(self._tree.roots)
+
+    def tree_hash(self) -> bytes:
+        """Hash of the current roots: the value the signature covers (with length and fork)."""
+        return hash_roots(self._tree.roots)
+
+    def head(self) -> Head:
+        """The current signed head as one immutable record."""
+        t = self._tree
+        return Head(t.fork, t.length, t.byte_length, tuple(t.roots), t.signature)
+
+    # --- NodeReader for the tree ------------------------------------------------------------------
+
+    def get_node(self, index: int) -> TreeNode | None:
+        """A stored tree node (cached); ``None`` if we do not hold it."""
+        node = self._cache.get(index)
+        if node is not None:
+            return node
+        node = self._storage.get_node(self._id, index)
+        if node is not None:
+            self._remember((node,))
+        return node
+
+    def _remember(self, nodes: Iterable[TreeNode]) -> None:
+        cache = self._cache
+        if len(cache) > _NODE_CACHE_SIZE:
+            cache.clear()
+        for n in nodes:
+            cache[n.index] = n
+
+    # --- blocks ----------------------------------------------------------------------------------
+
+    def has(self, index: int) -> bool:
+        """True if block ``index`` is stored locally (verified)."""
+        return 0 <= index < self._tree.length and self._bitfield.get(index)
+
+    def get(self, index: int) -> bytes:
+        """Block ``index`` from local storage.
+
+        Raises :class:`BlockNotAvailableError` if we do not hold it (fetching from peers belongs
+        to the replicator, which calls :meth:`verify_and_store` and then retries).
+        """
+        self._check_open()
+        if index < 0:
+            raise CoreError("block index must be non-negative", index=index)
+        if not self.has(index):
+            raise BlockNotAvailableError("block is not available locally", index=index, length=self.length)
+        value = self._storage.get_block(self._id, index)
+        if value is None:
+            raise BlockNotAvailableError("block is missing from storage", index=index)
+        return value
+
+    def append(self, blocks: BytesLike | Iterable[BytesLike]) -> int:
+        """Append one block or a list of blocks in one signed, durable step; return the new length."""
+        self._check_open()
+        values = _as_blocks(blocks)
+        kp = self._key_pair
+        verifier = self._verifier
+        if kp is None or verifier is None:
+            raise CoreError("core is not writable", key=self.key)
+        if not values:
+            return self._tree.length
+        tree = self._tree
+        start = tree.length
+        update = tree.append(values)
+        signature = verifier.sign(hash_roots(update.roots), update.length, update.fork, kp)
+        update = update.with_signature(signature)
+        pages = self._bitfield.preview(start, len(values), True)
+        self._storage.write(
+            self._id,
+            WriteBatch(
+                blocks=list(enumerate(values, start)),
+                nodes=list(update.nodes),
+                head=Head(update.fork, update.length, update.byte_length, tuple(update.roots), signature),
+                bitfield_pages=pages,
+            ),
+        )
+        tree.apply(update)
+        self._bitfield.adopt(pages)
+        self._remember(update.nodes)
+        self._notify(AppendEvent(update.length, update.byte_length, update.fork))
+        return update.length
+
+    def truncate(self, new_length: int) -> None:
+        """Drop the blocks from ``new_length`` on, move to ``fork + 1`` and sign the new head."""
+        self._check_open()
+        kp = self._key_pair
+        verifier = self._verifier
+        if kp is None or verifier is None:
+            raise CoreError("core is not writable", key=self.key)
+        old_length = self._tree.length
+        if not 0 <= new_length <= old_length:
+            raise CoreError("truncation point is outside the core", length=new_length, current=old_length)
+        fork = self._tree.fork + 1
+        update = self._tree.truncate(new_length, fork)
+        signature = verifier.sign(hash_roots(update.roots), update.length, fork, kp)
+        update = update.with_signature(signature)
+        pages = self._bitfield.preview(new_length, old_length - new_length, False)
+        right_of_cut, crossing = obsolete_nodes(new_length, old_length)
+        self._storage.write(
+            self._id,
+            WriteBatch(
+                truncate_blocks_from=new_length,
+                truncate_nodes_from=right_of_cut.start if right_of_cut else None,
+                delete_nodes=list(crossing),
+                nodes=list(update.nodes),
+                head=Head(fork, update.length, update.byte_length, tuple(update.roots), signature),
+                bitfield_pages=pages,
+            ),
+        )
+        self._cache.clear()
+        self._tree.apply(update)
+        self._bitfield.adopt(pages)
+        self._notify(AppendEvent(update.length, update.byte_length, fork, truncated=True))
+
+    # --- replication entry points -----------------------------------------------------------------
+
+    def proof(self, request: ProofRequest) -> Proof:
+        """Answer a peer's request from local data (the block value is filled in here)."""
+        self._check_open()
+        if request.block is not None and not self.has(request.block.index):
+            raise BlockNotAvailableError("block is not available locally", index=request.block.index)
+        value = b""
+        if request.block is not None:
+            stored = self._storage.get_block(self._id, request.block.index)
+            if stored is None:
+                raise BlockNotAvailableError("block is missing from storage", index=request.block.index)
+            value = stored
+        return self._tree.proof(request, value)
+
+    def _check_signature(self, tree_hash: bytes, length: int, fork: int, signature: bytes) -> bool:
+        verifier = self._verifier
+        if verifier is None:
+            # A key-only core that never received a manifest: like JS, assume a compat core whose
+            # key is the signer's public key (a non-compat core needs its manifest first).
+            verifier = Verifier(None, self.key)
+        return verifier.verify(tree_hash, length, fork, signature)
+
+    def verify_and_store(self, proof: Proof) -> TreeUpdate:
+        """Check a peer's proof against what we trust and store what it proves, in one transaction.
+
+        On any failure (bad hashes, bad signature, stale fork, a block we cannot place) a
+        :class:`VerificationError` is raised and nothing is stored or changed.
+        """
+        self._check_open()
+        update = self._tree.verify(proof, self._check_signature)
+        batch = WriteBatch(nodes=list(update.nodes))
+        pages: dict[int, bytes] = {}
+        if update.upgraded:
+            batch.head = Head(
+                update.fork, update.length, update.byte_length, tuple(update.roots), update.signature
+            )
+        block = update.block
+        if block is not None and not self._bitfield.get(block.index):
+            batch.blocks.append((block.index, bytes(block.value)))
+            pages = self._bitfield.preview(block.index, 1, True)
+            batch.bitfield_pages = pages
+        if not batch.is_empty():
+            self._storage.write(self._id, batch)
+        if update.upgraded:
+            self._tree.apply(update)
+        self._bitfield.adopt(pages)
+        self._remember(update.nodes)
+        if update.upgraded:
+            self._notify(AppendEvent(update.length, update.byte_length, update.fork))
+        return update
+
+    # --- user data -------------------------------------------------------------------------------
+
+    def get_user_data(self, name: str) -> bytes | None:
+        self._check_open()
+        return self._storage.get_user_data(self._id, name)
+
+    def set_user_data(self, name: str, value: bytes | None) -> None:
+        """Small per-core values kept next to the core (``None`` deletes)."""
+        self._check_open()
+        self._storage.write(self._id, WriteBatch(user_data={name: value}))
+
+    # --- growth events ---------------------------------------------------------------------------
+
+    def on_append(self, listener: AppendListener) -> Callable[[], None]:
+        """Call ``listener`` after every committed append, truncation or verified upgrade.
+
+        Returns a function that unsubscribes it. Listeners run synchronously after the commit;
+        an exception in one does not undo the append and does not stop the others.
+        """
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    async def wait_for_length(self, length: int, timeout: float | None = None) -> int:
+        """Wait until the core holds at least ``length`` blocks; return the length then."""
+        self._check_open()
+        if self._tree.length >= length:
+            return self._tree.length
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        entry = (length, fut)
+        self._waiters.append(entry)
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(entry)
+
+    def _notify(self, event: AppendEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a listener's bug must not break the writer
+                _log.exception("append listener failed")
+        if self._waiters:
+            for want, fut in list(self._waiters):
+                if event.length >= want and not fut.done():
+                    fut.get_loop().call_soon_threadsafe(_resolve, fut, event.length)
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise CoreError("core is closed", key=self.key)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Release the core; waiters get :class:`CoreError`. Closes storage if the core owns it."""
+        if self._closed:
+            return
+        self._closed = True
+        for _, fut in self._waiters:
+            if not fut.done():
+                fut.get_loop().call_soon_threadsafe(_fail, fut, CoreError("core closed", key=self.key))
+        self._waiters.clear()
+        self._listeners.clear()
+        if self._owns_storage:
+            self._storage.close()
+
+    def __enter__(self) -> Hypercore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        mode = "writable" if self.writable else "read-only"
+        return f"Hypercore(key={self.key.hex()}, length={self.length}, fork={self.fork}, {mode})"
+
+
+def _resolve(fut: asyncio.Future[int], value: int) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+def _fail(fut: asyncio.Future[int], err: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(err)
+
+
+__all__ = ["AppendEvent", "AppendListener", "Hypercore"]
