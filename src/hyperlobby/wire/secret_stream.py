@@ -171,10 +171,11 @@ class SecretStream:
         """Start the stream; returns the bytes to write first (msg1, a header, or nothing).
 
         The responder gets ``b""`` since it speaks only after msg1. Events caused by a
-        pre-completed handshake are not reported (the caller supplied them).
+        pre-completed handshake are not reported (the caller supplied them). Calling it again,
+        or after :meth:`receive_data` started the stream implicitly, just drains the queue.
         """
         if self._started:
-            raise ProtocolError("initiate() called twice")
+            return self.data_to_send()
         self._started = True
         if self._noise is None:
             self._setup()
