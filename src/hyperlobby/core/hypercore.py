@@ -441,6 +441,10 @@ class Hypercore:
             value = stored
         return self._tree.proof(request, value)
 
+    def missing_nodes(self, index: int) -> int:
+        """How many proof levels to ask for with block ``index`` (up to the first node we hold)."""
+        return self._tree.missing_nodes(index)
+
     def _check_signature(self, tree_hash: bytes, length: int, fork: int, signature: bytes) -> bool:
         verifier = self._verifier
         if verifier is None:
