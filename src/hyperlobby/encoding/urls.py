@@ -113,7 +113,7 @@ def parse_url(text: str) -> HyperUrl:
     """
     if not isinstance(text, str):
         raise InvalidKeyError("a URL must be a string", type=type(text).__name__)
-    rest = text.strip()
+    rest = text
     scheme_sep = rest.find("://")
     if scheme_sep >= 0:
         scheme = rest[:scheme_sep].lower()
