@@ -403,3 +403,22 @@ def test_framing_limits() -> None:
     for k in range(0, len(frame), 65536):
         out += dec.feed(frame[k : k + 65536])
     assert out == [big]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.binary(max_size=100), max_size=10), st.lists(st.integers(1, 40), min_size=1))
+def test_framing_append_without_pulling(payloads: list[bytes], cuts: list[int]) -> None:
+    """Appending several chunks before pulling any frame still yields every frame in order."""
+    wire = b"".join(encode_frame(p) for p in payloads)
+    dec = FrameDecoder()
+    pos = 0
+    i = 0
+    while pos < len(wire):
+        n = cuts[i % len(cuts)]
+        dec.append(wire[pos : pos + n])
+        pos += n
+        i += 1
+    got = []
+    while (f := dec.next_frame()) is not None:
+        got.append(f)
+    assert got == payloads and dec.buffered == 0

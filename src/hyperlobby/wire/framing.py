@@ -38,25 +38,27 @@ class FrameDecoder:
     between :meth:`next_frame` calls (secret-stream tightens it during the handshake and
     relaxes it for data). After a :class:`DecodeError` the decoder is poisoned: the byte
     stream has lost sync and nothing later in it can be trusted.
+
+    Copies: a frame lying wholly inside one fed chunk is a single slice of that chunk. Only a
+    frame that straddles chunks is assembled in ``_head``, and only its own bytes are copied
+    there (never the rest of the chunk that completes it).
     """
 
-    __slots__ = ("_data", "_failed", "_off", "max_frame")
+    __slots__ = ("_data", "_failed", "_head", "_off", "max_frame")
 
     def __init__(self, max_frame: int = MAX_FRAME) -> None:
         if not 0 <= max_frame <= MAX_FRAME:
             raise ValueError("max_frame must fit a uint24")
         self.max_frame = max_frame
-        # Unconsumed input is _data[_off:]. While no frame straddles chunks, _data is the
-        # caller's own bytes object (no copy); a straddling frame switches it to a bytearray
-        # that grows by amortised appends until the frame is whole.
-        self._data: bytes | bytearray = b""
+        self._head = bytearray()  # start of a frame that straddles chunks
+        self._data = b""  # the current chunk; _data[_off:] is not consumed yet
         self._off = 0
         self._failed = False
 
     @property
     def buffered(self) -> int:
         """Bytes not yet returned as frames (non-zero at EOF means a truncated frame)."""
-        return len(self._data) - self._off
+        return len(self._head) + len(self._data) - self._off
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add ``data`` and return every frame now complete, oldest first."""
@@ -74,37 +76,59 @@ class FrameDecoder:
             return
         if not isinstance(data, bytes):
             data = bytes(data)  # never keep a reference to a buffer the caller may reuse
-        if self._off >= len(self._data):
-            self._data = data
-            self._off = 0
-            return
-        if isinstance(self._data, bytes):
-            self._data = bytearray(memoryview(self._data)[self._off :])
-            self._off = 0
-        elif self._off > 65536 and self._off * 2 > len(self._data):
-            del self._data[: self._off]
-            self._off = 0
-        self._data += data
+        if self._off < len(self._data):
+            # Unparsed tail of the previous chunk: an incomplete frame, or frames the caller
+            # has not pulled yet. Either way it is older than ``data`` and must go first.
+            self._head += memoryview(self._data)[self._off :]
+        self._data = data
+        self._off = 0
+
+    def _fail(self, length: int) -> DecodeError:
+        self._failed = True
+        self._head = bytearray()
+        self._data = b""
+        self._off = 0
+        return DecodeError("frame length exceeds the limit", length=length, limit=self.max_frame)
 
     def next_frame(self) -> bytes | None:
         """The next complete frame payload, or None until more bytes arrive."""
         if self._failed:
             raise DecodeError("frame decoder already failed")
+        if self._head:
+            return self._next_from_head()
         data = self._data
         off = self._off
         if len(data) - off < HEADER_SIZE:
             return None
         length = data[off] | (data[off + 1] << 8) | (data[off + 2] << 16)
         if length > self.max_frame:
-            self._failed = True
-            self._data = b""
-            self._off = 0
-            raise DecodeError("frame length exceeds the limit", length=length, limit=self.max_frame)
-        start = off + HEADER_SIZE
-        stop = start + length
+            raise self._fail(length)
+        stop = off + HEADER_SIZE + length
         if stop > len(data):
             return None
         self._off = stop
-        if isinstance(data, bytes):
-            return data[start:stop]
-        return bytes(memoryview(data)[start:stop])
+        return data[off + HEADER_SIZE : stop]
+
+    def _next_from_head(self) -> bytes | None:
+        head = self._head
+        if len(head) < HEADER_SIZE:
+            self._take(HEADER_SIZE - len(head))
+            if len(head) < HEADER_SIZE:
+                return None
+        length = head[0] | (head[1] << 8) | (head[2] << 16)
+        if length > self.max_frame:
+            raise self._fail(length)
+        stop = HEADER_SIZE + length
+        if len(head) < stop:
+            self._take(stop - len(head))
+            if len(head) < stop:
+                return None
+        frame = bytes(memoryview(head)[HEADER_SIZE:stop])
+        del head[:stop]  # usually empties it; more remains only if append() ran before pulling
+        return frame
+
+    def _take(self, n: int) -> None:
+        """Move up to ``n`` bytes from the current chunk into ``_head``."""
+        end = min(self._off + n, len(self._data))
+        self._head += memoryview(self._data)[self._off : end]
+        self._off = end
