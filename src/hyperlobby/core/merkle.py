@@ -152,14 +152,13 @@ def obsolete_nodes(ancestors: int, old_length: int) -> tuple[range, tuple[int, .
         return range(0), ()
     head = 2 * ancestors
     crossing: list[int] = []
-    if ancestors > 0:
-        i = head - 2
-        while True:
-            if i < head and flat_tree.contains(i, head):
-                crossing.append(i)
-            if flat_tree.offset(i) == 0:
-                break
-            i = parent(i)
+    pos = head - 2
+    while ancestors > 0:
+        pos = parent(pos)
+        if pos < head and right_span(pos) >= head:
+            crossing.append(pos)
+        if pos >= head and left_span(pos) == 0:
+            break  # every higher ancestor has a larger index: inside the range already
     return range(head, 2 * old_length), tuple(crossing)
 
 
@@ -815,9 +814,12 @@ class MerkleTree:
     def _grow(self, proof: Proof, upgrade: DataUpgrade, top: TreeNode | None, g: _Growth) -> bool:
         """Rebuild the roots at the upgraded length into ``g``; True when ``top`` was used."""
         prologue = self.prologue
-        if prologue is not None and upgrade.start < prologue.length:
-            if upgrade.start != 0 or upgrade.length < prologue.length:
-                raise VerificationError("upgrade does not cover the prologue")
+        if (
+            prologue is not None
+            and upgrade.start < prologue.length
+            and (upgrade.start != 0 or upgrade.length < prologue.length)
+        ):
+            raise VerificationError("upgrade does not cover the prologue")
         for n in upgrade.nodes:
             _check_node(n)
         for n in upgrade.additional_nodes:
