@@ -320,3 +320,36 @@ async def test_wait_for_length() -> None:
     core.close()
     with pytest.raises(CoreError):
         await waiter
+
+
+def test_sparse_availability_survives_reopen(tmp_path: Path) -> None:
+    core = writer()
+    core.append([bytes([i]) for i in range(40)])
+    path = tmp_path / "r.db"
+    storage = SqliteStorage(path)
+    reader = Hypercore.open(storage, core.key)
+    assert core.manifest is not None
+    reader.set_manifest(core.manifest)
+    reader.verify_and_store(core.proof(ProofRequest(fork=0, upgrade=UpgradeRequest(0, 40))))
+    for i in (1, 33, 2, 0):
+        reader.verify_and_store(
+            core.proof(ProofRequest(fork=0, block=BlockRequest(i, reader.missing_nodes(i))))
+        )
+    assert reader.contiguous_length == 3
+    storage.close()
+    storage = SqliteStorage(path)
+    again = Hypercore.open(storage, core.key, create=False)
+    assert [i for i in range(40) if again.has(i)] == [0, 1, 2, 33]
+    assert again.contiguous_length == 3
+    assert again.bitfield_words(32, 32) == (0b10,)
+    assert again.bitfield_words(0, 32) == (0b111,)
+    storage.close()
+
+
+def test_writer_contiguous_and_truncate() -> None:
+    core = writer()
+    core.append([b"a"] * 70)
+    assert core.contiguous_length == 70
+    assert core.bitfield_words(0, 96) == (0xFFFFFFFF, 0xFFFFFFFF, 0b111111)
+    core.truncate(33)
+    assert core.contiguous_length == 33 and core.bitfield_words(32, 32) == (1,)

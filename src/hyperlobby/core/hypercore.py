@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -83,8 +84,9 @@ def _as_blocks(blocks: BytesLike | Iterable[BytesLike]) -> list[bytes]:
     return out
 
 
-PAGE_BITS = 32768
-"""Blocks per stored availability page (4 KiB), the page size JS uses for its local bitfield."""
+PAGE_BITS = 4096
+"""Blocks per stored availability page (512 bytes: small enough to stay inside an SQLite b-tree
+cell, so an out-of-order block rewrites one small row, not a chain of overflow pages)."""
 _PAGE_BYTES = PAGE_BITS // 8
 
 
@@ -108,33 +110,53 @@ def _put_bit(buf: bytearray, bit: int, value: bool) -> None:
 
 
 class _Availability:
-    """Which blocks this core holds: fixed-size pages of bits, persisted page by page.
+    """Which blocks this core holds: a contiguous prefix plus pages of bits for the rest.
 
-    Changes are computed as new page images (:meth:`preview`) that go into the same storage batch
-    as the blocks they describe, and adopted (:meth:`adopt`) only after that batch commits, so the
-    bitfield on disk always matches the blocks on disk.
+    ``contiguous`` (kept in the head row) covers blocks ``[0, contiguous)``; the pages only record
+    blocks beyond it that arrived out of order. A writer therefore never writes a page at all
+    (every append extends the prefix), which keeps an append at one small row update.
+
+    Changes are computed first (:meth:`preview_set`, :meth:`preview_clear`) and go into the same
+    storage batch as the blocks they describe; they are adopted only after that batch commits, so
+    availability on disk always matches the blocks on disk.
     """
 
-    __slots__ = ("_pages",)
+    __slots__ = ("_pages", "contiguous")
 
-    def __init__(self, pages: dict[int, bytes]) -> None:
+    def __init__(self, pages: dict[int, bytes], contiguous: int) -> None:
+        self.contiguous = contiguous
         self._pages: dict[int, bytes] = {}
         for n, raw in pages.items():
             if len(raw) != _PAGE_BYTES:
                 raise CoreError("stored bitfield page has the wrong size", page=n, size=len(raw))
             self._pages[n] = raw
 
-    def get(self, index: int) -> bool:
+    def _bit(self, index: int) -> bool:
         page = self._pages.get(index // PAGE_BITS)
         if page is None:
             return False
         bit = index % PAGE_BITS
         return bool(page[bit >> 3] >> (bit & 7) & 1)
 
-    def preview(self, start: int, count: int, value: bool) -> dict[int, bytes]:
-        """New images of the pages that change when bits ``[start, start+count)`` become ``value``."""
-        out: dict[int, bytes] = {}
+    def get(self, index: int) -> bool:
+        return index < self.contiguous or self._bit(index)
+
+    def preview_set(self, start: int, count: int) -> tuple[dict[int, bytes], int]:
+        """(changed pages, new contiguous length) once blocks ``[start, start+count)`` are held."""
         end = start + count
+        if start <= self.contiguous:
+            c = max(self.contiguous, end)
+            while self._bit(c):
+                c += 1
+            return {}, c
+        return self._fill(start, end, True), self.contiguous
+
+    def preview_clear(self, start: int, count: int) -> tuple[dict[int, bytes], int]:
+        """(changed pages, new contiguous length) once blocks ``[start, start+count)`` are dropped."""
+        return self._fill(start, start + count, False), min(self.contiguous, start)
+
+    def _fill(self, start: int, end: int, value: bool) -> dict[int, bytes]:
+        out: dict[int, bytes] = {}
         pos = start
         while pos < end:
             n = pos // PAGE_BITS
@@ -149,15 +171,23 @@ class _Availability:
             pos = stop
         return out
 
-    def adopt(self, pages: dict[int, bytes]) -> None:
+    def adopt(self, pages: dict[int, bytes], contiguous: int) -> None:
         self._pages.update(pages)
+        self.contiguous = contiguous
 
     def words(self, start: int, count: int) -> bytes:
         """Raw bits for blocks ``[start, start+count)`` with ``start`` a multiple of 8 (for the wire)."""
         out = bytearray()
+        contiguous = self.contiguous
         for i in range(start, start + count, 8):
+            if i + 8 <= contiguous:
+                out.append(0xFF)
+                continue
             page = self._pages.get(i // PAGE_BITS)
-            out.append(0 if page is None else page[(i % PAGE_BITS) >> 3])
+            byte = 0 if page is None else page[(i % PAGE_BITS) >> 3]
+            if i < contiguous:
+                byte |= (1 << (contiguous - i)) - 1
+            out.append(byte)
         return bytes(out)
 
 
@@ -198,7 +228,7 @@ class Hypercore:
         self._tree = MerkleTree(self, roots=head.roots, fork=head.fork, signature=head.signature)
         if self._tree.length != head.length or self._tree.byte_length != head.byte_length:
             raise CoreError("stored head does not match its roots", length=head.length)
-        self._bitfield = _Availability(storage.get_bitfield_pages(self._id))
+        self._bitfield = _Availability(storage.get_bitfield_pages(self._id), head.contiguous_length)
 
     @classmethod
     def create(
@@ -320,7 +350,7 @@ class Hypercore:
     def head(self) -> Head:
         """The current signed head as one immutable record."""
         t = self._tree
-        return Head(t.fork, t.length, t.byte_length, tuple(t.roots), t.signature)
+        return Head(t.fork, t.length, t.byte_length, tuple(t.roots), t.signature, self._bitfield.contiguous)
 
     # --- NodeReader for the tree ------------------------------------------------------------------
 
@@ -378,18 +408,20 @@ class Hypercore:
         update = tree.append(values)
         signature = verifier.sign(hash_roots(update.roots), update.length, update.fork, kp)
         update = update.with_signature(signature)
-        pages = self._bitfield.preview(start, len(values), True)
+        pages, contiguous = self._bitfield.preview_set(start, len(values))
         self._storage.write(
             self._id,
             WriteBatch(
                 blocks=list(enumerate(values, start)),
                 nodes=list(update.nodes),
-                head=Head(update.fork, update.length, update.byte_length, tuple(update.roots), signature),
+                head=Head(
+                    update.fork, update.length, update.byte_length, tuple(update.roots), signature, contiguous
+                ),
                 bitfield_pages=pages,
             ),
         )
         tree.apply(update)
-        self._bitfield.adopt(pages)
+        self._bitfield.adopt(pages, contiguous)
         self._remember(update.nodes)
         self._notify(AppendEvent(update.length, update.byte_length, update.fork))
         return update.length
@@ -408,7 +440,7 @@ class Hypercore:
         update = self._tree.truncate(new_length, fork)
         signature = verifier.sign(hash_roots(update.roots), update.length, fork, kp)
         update = update.with_signature(signature)
-        pages = self._bitfield.preview(new_length, old_length - new_length, False)
+        pages, contiguous = self._bitfield.preview_clear(new_length, old_length - new_length)
         right_of_cut, crossing = obsolete_nodes(new_length, old_length)
         self._storage.write(
             self._id,
@@ -417,13 +449,15 @@ class Hypercore:
                 truncate_nodes_from=right_of_cut.start if right_of_cut else None,
                 delete_nodes=list(crossing),
                 nodes=list(update.nodes),
-                head=Head(fork, update.length, update.byte_length, tuple(update.roots), signature),
+                head=Head(
+                    fork, update.length, update.byte_length, tuple(update.roots), signature, contiguous
+                ),
                 bitfield_pages=pages,
             ),
         )
         self._cache.clear()
         self._tree.apply(update)
-        self._bitfield.adopt(pages)
+        self._bitfield.adopt(pages, contiguous)
         self._notify(AppendEvent(update.length, update.byte_length, fork, truncated=True))
 
     # --- replication entry points -----------------------------------------------------------------
@@ -445,6 +479,26 @@ class Hypercore:
         """How many proof levels to ask for with block ``index`` (up to the first node we hold)."""
         return self._tree.missing_nodes(index)
 
+    @property
+    def contiguous_length(self) -> int:
+        """How many blocks from the start are all held locally (a writer holds its whole core).
+
+        Peers announce this prefix with one ``range`` message. It is kept with the head and
+        advanced whenever a block extends it (over any blocks that had arrived out of order).
+        """
+        return min(self._bitfield.contiguous, self._tree.length)
+
+    def bitfield_words(self, start: int, count: int) -> tuple[int, ...]:
+        """Availability of blocks ``[start, start+count)`` as little-endian uint32 words.
+
+        ``start`` must be a multiple of 32: this is the body of a wire ``bitfield`` message.
+        """
+        if start % 32:
+            raise CoreError("bitfield words start on a multiple of 32", start=start)
+        words = (count + 31) // 32
+        raw = self._bitfield.words(start, words * 32)
+        return struct.unpack(f"<{words}I", raw)
+
     def _check_signature(self, tree_hash: bytes, length: int, fork: int, signature: bytes) -> bool:
         verifier = self._verifier
         if verifier is None:
@@ -463,20 +517,21 @@ class Hypercore:
         update = self._tree.verify(proof, self._check_signature)
         batch = WriteBatch(nodes=list(update.nodes))
         pages: dict[int, bytes] = {}
-        if update.upgraded:
-            batch.head = Head(
-                update.fork, update.length, update.byte_length, tuple(update.roots), update.signature
-            )
+        contiguous = self._bitfield.contiguous
         block = update.block
         if block is not None and not self._bitfield.get(block.index):
             batch.blocks.append((block.index, bytes(block.value)))
-            pages = self._bitfield.preview(block.index, 1, True)
+            pages, contiguous = self._bitfield.preview_set(block.index, 1)
             batch.bitfield_pages = pages
+        t = update if update.upgraded else self._tree
+        signature = update.signature if update.upgraded else self._tree.signature
+        if update.upgraded or contiguous != self._bitfield.contiguous:
+            batch.head = Head(t.fork, t.length, t.byte_length, tuple(t.roots), signature, contiguous)
         if not batch.is_empty():
             self._storage.write(self._id, batch)
         if update.upgraded:
             self._tree.apply(update)
-        self._bitfield.adopt(pages)
+        self._bitfield.adopt(pages, contiguous)
         self._remember(update.nodes)
         if update.upgraded:
             self._notify(AppendEvent(update.length, update.byte_length, update.fork))

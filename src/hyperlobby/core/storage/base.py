@@ -51,6 +51,9 @@ class Head:
     byte_length: int = 0
     roots: tuple[TreeNode, ...] = ()
     signature: bytes | None = None
+    contiguous_length: int = 0
+    """Local, not signed: blocks ``[0, contiguous_length)`` are all stored. Kept with the head so
+    that an in-order append needs no bitfield write (see hypercore.py ``_Availability``)."""
 
 
 EMPTY_HEAD = Head()
@@ -129,7 +132,12 @@ def validate_batch(batch: WriteBatch) -> None:
             raise StorageError("invalid bitfield page number", page=page)
     head = batch.head
     if head is not None:
-        if not (0 <= head.length <= MAX_BLOCKS_PER_CORE and head.fork >= 0 and head.byte_length >= 0):
+        if not (
+            0 <= head.length <= MAX_BLOCKS_PER_CORE
+            and head.fork >= 0
+            and head.byte_length >= 0
+            and 0 <= head.contiguous_length <= MAX_BLOCKS_PER_CORE
+        ):
             raise StorageError("invalid head", length=head.length, fork=head.fork)
         for r in head.roots:
             _check_node(r)
