@@ -1,0 +1,315 @@
+"""asyncio adapter: replicate a whole :class:`~hyperlobby.core.store.Store` over connections.
+
+Theory of operation
+-------------------
+:class:`Replication` owns one :class:`~hyperlobby.wire.replicator.CoreReplicator` per core and
+runs a :class:`~hyperlobby.wire.session.ReplicationSession` for every connection it is given
+(any :class:`~hyperlobby.wire.stream.SecretStreamConnection`: TCP from :meth:`connect` /
+:meth:`listen`, or one a discovery layer made). On each connection it offers every core in the
+store; a core the remote also holds gets a channel, and a core opened later is offered on the
+live connections at once. The only I/O here is moving frames between the sessions and the
+sockets, and a one-second tick that lets silent peers' requests time out.
+
+User-facing calls (:meth:`get`, :meth:`update`, :meth:`download`) translate into wants on the
+core's replicator and wait on the core's own events, with timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from hyperlobby.core.hypercore import Hypercore
+from hyperlobby.core.store import Store
+from hyperlobby.crypto.keys import KeyPair
+from hyperlobby.crypto.keys import key_pair as new_key_pair
+from hyperlobby.errors import BlockNotAvailableError, CoreError, HyperlobbyError, ProtocolError
+from hyperlobby.wire.replicator import CoreReplicator, DownloadRange
+from hyperlobby.wire.session import ReplicationSession
+from hyperlobby.wire.stream import SecretStreamConnection, connect, serve
+
+_log = logging.getLogger(__name__)
+
+TICK_SECONDS = 1.0
+
+
+class Replication:
+    """Keeps the cores of a Store in sync with every connected peer."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        key_pair: KeyPair | None = None,
+        request_timeout: float = 20.0,
+        max_inflight: int = 128,
+        on_error: Callable[[HyperlobbyError], None] | None = None,
+    ) -> None:
+        self.store = store
+        kp = key_pair or new_key_pair()
+        if kp.secret_key is None:
+            raise CoreError("replication needs a key pair with a secret key for the Noise handshake")
+        self.key_pair = kp
+        self._noise_keys = _NoiseKeys(kp.public_key, kp.secret_key)
+        self.request_timeout = request_timeout
+        self.max_inflight = max_inflight
+        self.on_error = on_error
+        self._replicators: dict[bytes, CoreReplicator] = {}  # discovery key -> replicator
+        self._connections: dict[SecretStreamConnection, _Link] = {}
+        self._servers: list[asyncio.Server] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.closed = False
+
+    # --- cores ---------------------------------------------------------------------------------
+
+    def add(self, core: Hypercore) -> CoreReplicator:
+        """Replicate ``core`` (idempotent): offered on every current and future connection."""
+        rep = self._replicators.get(core.discovery_key)
+        if rep is not None and not rep.closed:
+            return rep
+        rep = CoreReplicator(core, max_inflight=self.max_inflight, request_timeout=self.request_timeout)
+        self._replicators[core.discovery_key] = rep
+        # The replicator reacts to local appends by queueing syncs; write them out right after.
+        core.on_append(lambda _event: self._flush_all())
+        for link in self._connections.values():
+            link.session.open(rep)
+            link.flush()
+        return rep
+
+    def replicator(self, core: Hypercore) -> CoreReplicator:
+        return self.add(core)
+
+    def _resolve(self, discovery_key: bytes) -> CoreReplicator | None:
+        rep = self._replicators.get(discovery_key)
+        if rep is not None:
+            return rep
+        core = self.store.get_by_discovery_key(discovery_key)
+        return None if core is None else self.add(core)
+
+    # --- what users call -------------------------------------------------------------------------
+
+    def download(self, core: Hypercore, start: int = 0, end: int | None = None) -> DownloadRange:
+        """Fetch ``[start, end)`` in the background (``end=None``: everything, live)."""
+        rep = self.add(core)
+        r = rep.download(start, end)
+        self._flush_all()
+        return r
+
+    async def get(self, core: Hypercore, index: int, *, timeout: float | None = 10.0) -> bytes:
+        """Block ``index``: from local storage, or fetched (and verified) from peers."""
+        if core.has(index):
+            return core.get(index)
+        rep = self.add(core)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+
+        def on_block(i: int) -> None:
+            if i == index and not fut.done():
+                fut.set_result(None)
+
+        def on_append(_event: object) -> None:
+            if not fut.done() and core.has(index):
+                fut.set_result(None)
+
+        unsubscribe_block = rep.on_block(on_block)
+        unsubscribe_append = core.on_append(on_append)
+        rep.want_block(index)
+        self._flush_all()
+        try:
+            if not core.has(index):
+                await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise BlockNotAvailableError(
+                "block not received from any peer in time", index=index, timeout=timeout
+            ) from None
+        finally:
+            unsubscribe_block()
+            unsubscribe_append()
+            rep.unwant_block(index)
+        return core.get(index)
+
+    async def update(self, core: Hypercore, *, timeout: float | None = 10.0) -> int:
+        """Wait until we know (and have verified) the longest length our peers offer.
+
+        Returns once a peer has synced and we are at least as long as every synced peer; waits
+        for the first peer if there is none yet.
+        """
+        rep = self.add(core)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            synced = [p for p in rep.peers if p.remote_synced]
+            if synced and core.length >= rep.remote_length():
+                return core.length
+            rep.schedule()
+            self._flush_all()
+            if deadline is not None and loop.time() >= deadline:
+                raise BlockNotAvailableError("no peer brought this core up to date in time", key=core.key)
+            await asyncio.sleep(0.005)
+
+    async def wait_downloaded(self, core: Hypercore, end: int, *, timeout: float | None = 60.0) -> None:
+        """Wait until blocks ``[0, end)`` are all stored locally."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while core.contiguous_length < end:
+            if deadline is not None and loop.time() >= deadline:
+                raise BlockNotAvailableError("download did not finish in time", end=end)
+            await asyncio.sleep(0.005)
+
+    # --- connections -----------------------------------------------------------------------------
+
+    async def run(self, conn: SecretStreamConnection) -> None:
+        """Replicate over ``conn`` until it closes (returns then; raises nothing for peer faults)."""
+        session = ReplicationSession(
+            self._resolve, is_initiator=conn.is_initiator, handshake_hash=conn.handshake_hash
+        )
+        link = _Link(conn, session)
+        self._connections[conn] = link
+        try:
+            for rep in list(self._replicators.values()):
+                session.open(rep)
+            for info in self.store.list():
+                if info.discovery_key not in self._replicators:
+                    rep2 = self._resolve(info.discovery_key)
+                    if rep2 is not None:
+                        session.open(rep2)
+            await link.flush_async()
+            await link.pump()
+        except HyperlobbyError as err:
+            self._report(err)
+        finally:
+            self._connections.pop(conn, None)
+            session.close()
+            conn.close()
+            self._flush_all()
+
+    def attach(self, conn: SecretStreamConnection) -> asyncio.Task[None]:
+        """Start replicating over ``conn`` in the background."""
+        task = asyncio.get_running_loop().create_task(self.run(conn))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def connect(self, host: str, port: int) -> asyncio.Task[None]:
+        """Open a TCP connection to a peer and replicate over it in the background."""
+        conn = await connect(host, port, self._noise_keys)
+        return self.attach(conn)
+
+    async def listen(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
+        """Accept peers on ``host:port``; returns the bound address."""
+        server = await serve(host, port, self._noise_keys, self.run, on_error=self._report)
+        self._servers.append(server)
+        sock = server.sockets[0].getsockname()
+        return str(sock[0]), int(sock[1])
+
+    @property
+    def connections(self) -> int:
+        return len(self._connections)
+
+    async def close(self) -> None:
+        self.closed = True
+        for server in self._servers:
+            server.close()
+        for conn in list(self._connections):
+            conn.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await server.wait_closed()
+        for rep in self._replicators.values():
+            rep.close()
+        self._replicators.clear()
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def _flush_all(self) -> None:
+        for link in list(self._connections.values()):
+            link.flush()
+
+    def _report(self, err: HyperlobbyError) -> None:
+        if self.on_error is not None:
+            self.on_error(err)
+        else:
+            _log.info("replication peer dropped: %s", err)
+
+
+@dataclass(frozen=True, slots=True)
+class _NoiseKeys:
+    """The static key pair secret-stream authenticates with (always holds the secret half)."""
+
+    public_key: bytes
+    secret_key: bytes
+
+
+class _Link:
+    """One connection's I/O: frames from the socket into the session and back."""
+
+    def __init__(self, conn: SecretStreamConnection, session: ReplicationSession) -> None:
+        self.conn = conn
+        self.session = session
+        self._writer: asyncio.Task[None] | None = None
+        self._queue: list[bytes] = []
+        self._wake = asyncio.Event()
+
+    def flush(self) -> None:
+        """Queue what the session wants to send; the writer task sends it in order."""
+        frames = self.session.data_to_send()
+        if frames:
+            self._queue.extend(frames)
+            self._wake.set()
+
+    async def flush_async(self) -> None:
+        self.flush()
+
+    async def _write_loop(self) -> None:
+        while not self.conn.closed:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                frames, self._queue = self._queue, []
+                for frame in frames:
+                    await self.conn.send(frame)
+
+    async def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            self.session.tick(loop.time())
+            self.flush()
+
+    async def pump(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._writer = loop.create_task(self._write_loop())
+        ticker = loop.create_task(self._tick(loop))
+        try:
+            while True:
+                recv = loop.create_task(self.conn.recv())
+                done, _ = await asyncio.wait({recv, self._writer}, return_when=asyncio.FIRST_COMPLETED)
+                if self._writer in done:
+                    recv.cancel()
+                    exc = self._writer.exception()
+                    if exc is not None:
+                        raise exc
+                    return
+                frame = recv.result()
+                if frame is None:
+                    return
+                self.session.receive(frame)
+                self.flush()
+        finally:
+            ticker.cancel()
+            if not self._writer.done():
+                self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, HyperlobbyError, ConnectionError, OSError):
+                await self._writer
+
+
+Runner = Callable[[SecretStreamConnection], Awaitable[None]]
+
+__all__ = ["ProtocolError", "Replication"]

@@ -1,0 +1,188 @@
+"""One replication connection, sans-IO: protomux plus one :class:`Peer` per replicated core.
+
+Theory of operation
+-------------------
+A :class:`ReplicationSession` sits on an authenticated secret-stream (it needs only the
+stream's role and handshake hash). It owns a protomux :class:`~hyperlobby.wire.protomux.Mux`
+and opens one ``hypercore/alpha`` channel per core, keyed by the core's discovery key; the
+remote's opens for cores we did not offer are answered by looking the discovery key up with
+``resolve`` (the Store), exactly as corestore answers them, or rejected.
+
+Bytes in: :meth:`receive` takes one decrypted message (a protomux frame). Bytes out:
+:meth:`data_to_send` returns the frames to encrypt and write, in order. A peer that breaks the
+protocol makes :meth:`receive` raise :class:`~hyperlobby.errors.ProtocolError`; the caller then
+closes the connection, and :meth:`close` releases every peer so other connections take over
+their requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from hyperlobby.errors import DecodeError, ProtocolError
+from hyperlobby.wire.messages import (
+    ALIASES,
+    HYPERCORE_MESSAGES,
+    PROTOCOL,
+    Message,
+    decode_handshake,
+    decode_message,
+    encode_handshake,
+    encode_message,
+)
+from hyperlobby.wire.protomux import (
+    Channel,
+    ChannelClosed,
+    ChannelMessage,
+    ChannelOpened,
+    ChannelRejected,
+    Mux,
+    MuxEvent,
+    RemoteOpenRequest,
+)
+from hyperlobby.wire.replicator import CoreReplicator, Peer
+
+Resolver = Callable[[bytes], CoreReplicator | None]
+
+
+class _ChannelTransport:
+    """Adapts one protomux channel to what a :class:`Peer` expects."""
+
+    __slots__ = ("channel", "session")
+
+    def __init__(self, session: ReplicationSession, channel: Channel | None = None) -> None:
+        self.session = session
+        self.channel = channel
+
+    def send(self, message: Message) -> None:
+        ch = self.channel
+        if ch is None or ch.closed:
+            return
+        type_, body = encode_message(message)
+        self.session._out.extend(self.session.mux.send(ch, type_, body))
+
+    def cork(self) -> None:
+        self.session.mux.cork()
+
+    def uncork(self) -> None:
+        self.session._out.extend(self.session.mux.uncork())
+
+    def close(self) -> None:
+        ch = self.channel
+        if ch is not None and not ch.closed:
+            self.session._out.extend(self.session.mux.close(ch))
+
+
+class ReplicationSession:
+    """Replication over one connection (see the module docstring)."""
+
+    def __init__(self, resolve: Resolver, *, is_initiator: bool, handshake_hash: bytes) -> None:
+        self.resolve = resolve
+        self.is_initiator = is_initiator
+        self.handshake_hash = handshake_hash
+        self.mux = Mux()
+        self.mux.pair(PROTOCOL)
+        for alias in ALIASES:
+            self.mux.pair(alias)
+        self._out: list[bytes] = []
+        self.peers: dict[bytes, Peer] = {}  # discovery key -> peer
+        self.closed = False
+
+    # --- outputs -------------------------------------------------------------------------------
+
+    def data_to_send(self) -> list[bytes]:
+        out = self._out
+        out.extend(self.mux.data_to_send())
+        self._out = []
+        return out
+
+    # --- channels ------------------------------------------------------------------------------
+
+    def open(self, replicator: CoreReplicator) -> Peer:
+        """Offer ``replicator``'s core on this connection (idempotent)."""
+        dk = replicator.core.discovery_key
+        existing = self.peers.get(dk)
+        if existing is not None:
+            return existing
+        transport = _ChannelTransport(self)
+        peer = Peer(replicator, transport, is_initiator=self.is_initiator, handshake_hash=self.handshake_hash)
+        self.peers[dk] = peer
+        channel = self.mux.open_channel(
+            PROTOCOL,
+            dk,
+            encode_handshake(peer.local_handshake()),
+            aliases=ALIASES,
+            message_types=len(HYPERCORE_MESSAGES),
+            user_data=peer,
+        )
+        transport.channel = channel
+        self._handle(self.mux.events())
+        return peer
+
+    # --- input ---------------------------------------------------------------------------------
+
+    def receive(self, frame: bytes) -> None:
+        """Handle one received protomux frame; raises ProtocolError if the peer broke the rules."""
+        if self.closed:
+            return
+        batched = len(frame) > 0 and frame[0] == 0 and len(frame) > 1 and frame[1] == 0
+        if batched:
+            # Answer a batch with one batch, as JS does (fewer, larger frames).
+            self.mux.cork()
+        try:
+            self._handle(self.mux.receive(frame))
+        finally:
+            if batched and not self.mux.destroyed:
+                self._out.extend(self.mux.uncork())
+
+    def tick(self, now: float) -> None:
+        for peer in list(self.peers.values()):
+            peer.replicator.tick(now)
+
+    def close(self) -> None:
+        """The connection is gone: every peer leaves its core's replicator."""
+        if self.closed:
+            return
+        self.closed = True
+        self.mux.shutdown()
+        for peer in list(self.peers.values()):
+            peer.on_close()
+        self.peers.clear()
+
+    # --- events --------------------------------------------------------------------------------
+
+    def _handle(self, events: list[MuxEvent]) -> None:
+        while events:
+            for event in events:
+                self._dispatch(event)
+            events = self.mux.events()
+
+    def _dispatch(self, event: MuxEvent) -> None:
+        if isinstance(event, ChannelMessage):
+            peer = event.channel.user_data
+            if not isinstance(peer, Peer) or not peer.active:
+                return
+            try:
+                message = decode_message(event.type, event.body)
+            except DecodeError as exc:
+                raise ProtocolError("malformed hypercore message", type=event.type, reason=str(exc)) from exc
+            peer.on_message(message)
+        elif isinstance(event, ChannelOpened):
+            peer = event.channel.user_data
+            if isinstance(peer, Peer):
+                try:
+                    handshake = decode_handshake(event.remote_handshake)
+                except DecodeError as exc:
+                    raise ProtocolError("malformed hypercore channel handshake", reason=str(exc)) from exc
+                peer.on_open(handshake)
+        elif isinstance(event, RemoteOpenRequest):
+            replicator = self.resolve(event.id) if event.id is not None and len(event.id) == 32 else None
+            if replicator is None or event.id in self.peers:
+                self.mux.decline(event)
+            else:
+                self.open(replicator)
+        elif isinstance(event, ChannelRejected | ChannelClosed):
+            peer = event.channel.user_data
+            if isinstance(peer, Peer):
+                self.peers.pop(peer.core.discovery_key, None)
+                peer.on_close()
