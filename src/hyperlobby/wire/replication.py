@@ -21,15 +21,23 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from hyperlobby.core.hypercore import Hypercore
 from hyperlobby.core.store import Store
 from hyperlobby.crypto.keys import KeyPair
 from hyperlobby.crypto.keys import key_pair as new_key_pair
-from hyperlobby.errors import BlockNotAvailableError, CoreError, HyperlobbyError, ProtocolError
+from hyperlobby.errors import (
+    BlockNotAvailableError,
+    CoreError,
+    HandshakeError,
+    HyperlobbyError,
+    ProtocolError,
+)
+from hyperlobby.wire.connection import ReplicationConnection
 from hyperlobby.wire.replicator import CoreReplicator, DownloadRange
 from hyperlobby.wire.session import ReplicationSession
-from hyperlobby.wire.stream import SecretStreamConnection, connect, serve
+from hyperlobby.wire.stream import SecretStreamConnection
 
 _log = logging.getLogger(__name__)
 
@@ -58,7 +66,7 @@ class Replication:
         self.max_inflight = max_inflight
         self.on_error = on_error
         self._replicators: dict[bytes, CoreReplicator] = {}  # discovery key -> replicator
-        self._connections: dict[SecretStreamConnection, _Link] = {}
+        self._connections: dict[object, _Flushable] = {}  # live connections, each able to flush
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed = False
@@ -75,7 +83,8 @@ class Replication:
         # The replicator reacts to local appends by queueing syncs; write them out right after.
         core.on_append(lambda _event: self._flush_all())
         for link in self._connections.values():
-            link.session.open(rep)
+            if link.session is not None:
+                link.session.open(rep)
             link.flush()
         return rep
 
@@ -169,14 +178,8 @@ class Replication:
         link = _Link(conn, session)
         self._connections[conn] = link
         try:
-            for rep in list(self._replicators.values()):
-                session.open(rep)
-            for info in self.store.list():
-                if info.discovery_key not in self._replicators:
-                    rep2 = self._resolve(info.discovery_key)
-                    if rep2 is not None:
-                        session.open(rep2)
-            await link.flush_async()
+            self._open_all(session)
+            link.flush()
             await link.pump()
         except HyperlobbyError as err:
             self._report(err)
@@ -193,17 +196,68 @@ class Replication:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def connect(self, host: str, port: int) -> asyncio.Task[None]:
-        """Open a TCP connection to a peer and replicate over it in the background."""
-        conn = await connect(host, port, self._noise_keys)
-        return self.attach(conn)
+    async def connect(self, host: str, port: int, *, timeout: float = 10.0) -> asyncio.Future[None]:
+        """Connect to a peer over TCP and replicate in the background.
+
+        Returns once the handshake is done; the returned future completes when the connection
+        closes (cancelling it closes the connection).
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                _, conn = await loop.create_connection(
+                    lambda: ReplicationConnection(self, True, self._noise_keys), host, port
+                )
+                await conn.ready
+        except TimeoutError:
+            raise HandshakeError("connect timed out", host=host, port=port) from None
+        except OSError as exc:
+            raise ProtocolError("TCP connect failed", host=host, port=port, cause=repr(exc)) from exc
+        closed = conn.closed
+
+        def on_done(fut: asyncio.Future[None]) -> None:
+            if fut.cancelled():
+                conn.abort()
+
+        closed.add_done_callback(on_done)
+        return closed
 
     async def listen(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
         """Accept peers on ``host:port``; returns the bound address."""
-        server = await serve(host, port, self._noise_keys, self.run, on_error=self._report)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: ReplicationConnection(self, False, self._noise_keys), host, port
+        )
         self._servers.append(server)
         sock = server.sockets[0].getsockname()
         return str(sock[0]), int(sock[1])
+
+    # --- hooks for ReplicationConnection ---------------------------------------------------------
+
+    def _session_for(self, is_initiator: bool, handshake_hash: bytes) -> ReplicationSession:
+        return ReplicationSession(self._resolve, is_initiator=is_initiator, handshake_hash=handshake_hash)
+
+    def _connected(self, conn: ReplicationConnection) -> None:
+        session = conn.session
+        assert session is not None
+        self._connections[conn] = conn
+        self._open_all(session)
+
+    def _disconnected(self, conn: ReplicationConnection, error: HyperlobbyError | None) -> None:
+        self._connections.pop(conn, None)
+        if error is not None:
+            self._report(error)
+        self._flush_all()
+
+    def _open_all(self, session: ReplicationSession) -> None:
+        """Offer every core we replicate, and every core in the store, on a new connection."""
+        for rep in list(self._replicators.values()):
+            session.open(rep)
+        for info in self.store.list():
+            if info.discovery_key not in self._replicators:
+                found = self._resolve(info.discovery_key)
+                if found is not None:
+                    session.open(found)
 
     @property
     def connections(self) -> int:
@@ -214,7 +268,10 @@ class Replication:
         for server in self._servers:
             server.close()
         for conn in list(self._connections):
-            conn.close()
+            if isinstance(conn, ReplicationConnection):
+                conn.abort()
+            elif isinstance(conn, SecretStreamConnection):
+                conn.close()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -238,6 +295,13 @@ class Replication:
             self.on_error(err)
         else:
             _log.info("replication peer dropped: %s", err)
+
+
+class _Flushable(Protocol):
+    @property
+    def session(self) -> ReplicationSession | None: ...
+
+    def flush(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,9 +328,6 @@ class _Link:
         if frames:
             self._queue.extend(frames)
             self._wake.set()
-
-    async def flush_async(self) -> None:
-        self.flush()
 
     async def _write_loop(self) -> None:
         while not self.conn.closed:
