@@ -11,7 +11,12 @@
 //
 // Cores: {storage: dir, seed: hex32 (writer), key: hex (reader), compat: bool,
 //         blocks: [hex...] appended at start when the core is new,
-//         range: [start, end] (fetch: only these), until: L (fetch: wait for length >= L)}
+//         range: [start, end] (fetch: only these), until: L (fetch: wait for length >= L),
+//         follow: L (fetch: after the first pass, print {"event":"synced","cores":[...]} once, then
+//           fetch every block up to L as the writer appends it, printing
+//           {"event":"block","core":i,"index":j,"digest":hex} for each, before "done")}
+// Fetch results also list `stored`: the indexes in [0, length) held locally when done (sparse
+// fetches store only what they asked for).
 //
 // Commands on stdin (one JSON per line): {"cmd":"append","core":i,"blocks":[hex...]}
 //   -> {"event":"appended","core":i,"length":n}; {"cmd":"exit"}.
@@ -93,9 +98,29 @@ async function fetch (cores) {
     while (core.length < until) await new Promise((resolve) => core.once('append', resolve))
     const start = spec.range ? spec.range[0] : 0
     const end = spec.range ? spec.range[1] : core.length
+    if (end > start) await core.download({ start, end }).done()
     const digests = []
     for (let j = start; j < end; j++) digests.push(digest(await core.get(j)))
     results.push({ ...describe(core), start, end, digests, contiguousLength: core.contiguousLength })
+  }
+  if (config.cores.some((spec) => spec.follow)) {
+    out({ event: 'synced', cores: results })
+    for (let i = 0; i < cores.length; i++) {
+      const core = cores[i]
+      const follow = config.cores[i].follow || 0
+      for (let j = results[i].end; j < follow; j++) {
+        while (core.length <= j) await new Promise((resolve) => core.once('append', resolve))
+        const d = digest(await core.get(j))
+        results[i].digests.push(d)
+        results[i].end = j + 1
+        out({ event: 'block', core: i, index: j, digest: d })
+      }
+    }
+  }
+  for (let i = 0; i < cores.length; i++) {
+    const stored = []
+    for (let j = 0; j < cores[i].length; j++) if (await cores[i].has(j)) stored.push(j)
+    Object.assign(results[i], describe(cores[i]), { stored, contiguousLength: cores[i].contiguousLength })
   }
   out({ event: 'done', cores: results })
   stream.destroy()

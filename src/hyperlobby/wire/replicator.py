@@ -272,8 +272,13 @@ class CoreReplicator:
     # --- local changes -------------------------------------------------------------------------
 
     def _on_core_changed(self, event: AppendEvent) -> None:
+        # Like JS (onupgrade, then onhave): a core that holds every block (a writer after an
+        # append) also tells each peer it has them, or readers never learn of the new blocks.
+        full = self.core.length > 0 and self.core.contiguous_length == self.core.length
         for peer in list(self.peers):
             peer.signal_upgrade()
+            if full:
+                peer.announce_block(self.core.length - 1)
         self.schedule()
 
     def _stored_block(self, index: int, source: Peer) -> None:
