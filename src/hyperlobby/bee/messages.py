@@ -55,20 +55,125 @@ def _field(tag: int, payload: bytes) -> bytes:
     return bytes((tag,)) + _varint(len(payload)) + payload
 
 
-def _packed(numbers: tuple[int, ...]) -> bytes:
-    return b"".join(_varint(n) for n in numbers)
+# Varints of 0 .. 2^14-1 (one or two bytes), precomputed: block numbers of bees up to 16k writes,
+# and offsets always, are encoded by a table lookup on the write path.
+_SMALL = 1 << 14
+_VARINTS: list[bytes] = [bytes((i,)) for i in range(0x80)] + [
+    bytes(((i & 0x7F) | 0x80, i >> 7)) for i in range(0x80, _SMALL)
+]
+
+
+def _packed(numbers: tuple[int, ...] | list[int]) -> bytes:
+    """Concatenated varints (the payload of a packed repeated field)."""
+    table = _VARINTS
+    return b"".join([table[n] if n < _SMALL else _varint(n) for n in numbers])
+
+
+def _read_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    """A varint inside ``data[:end]``; the hot loop of index decoding, so no generic helpers."""
+    if pos >= end:
+        raise DecodeError("truncated varint", offset=pos)
+    b = data[pos]
+    if b < 0x80:
+        return b, pos + 1
+    value = b & 0x7F
+    shift = 7
+    start = pos
+    pos += 1
+    while True:
+        if pos >= end:
+            raise DecodeError("truncated varint", offset=start)
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, pos
+        shift += 7
+        if shift >= 70:
+            raise DecodeError("varint longer than 10 bytes", offset=start)
+
+
+def _decode_packed_range(data: bytes, pos: int, end: int, out: list[int]) -> None:
+    while pos < end:
+        b = data[pos]
+        if b < 0x80:
+            out.append(b)
+            pos += 1
+            continue
+        value, pos = _read_varint(data, pos, end)
+        if value > _MAX_SAFE:
+            raise DecodeError("index value above 2^53-1", value=value)
+        out.append(value)
 
 
 def _decode_packed(data: bytes, what: str) -> list[int]:
     out: list[int] = []
+    try:
+        _decode_packed_range(data, 0, len(data), out)
+    except DecodeError as err:
+        raise DecodeError(f"malformed packed {what}", **err.context) from err
+    return out
+
+
+def _skip(data: bytes, wire_type: int, pos: int, end: int) -> int:
+    if wire_type == WIRE_VARINT:
+        return _read_varint(data, pos, end)[1]
+    if wire_type == WIRE_LENGTH_DELIMITED:
+        length, pos = _read_varint(data, pos, end)
+        if pos + length > end:
+            raise DecodeError("truncated length-delimited field", offset=pos)
+        return pos + length
+    width = {1: 8, 5: 4}.get(wire_type)
+    if width is None or pos + width > end:
+        raise DecodeError("unsupported or truncated field", wire_type=wire_type, offset=pos)
+    return pos + width
+
+
+def decode_index_levels(data: bytes) -> list[tuple[list[int], list[int]]]:
+    """Decode a YoloIndex straight to ``(keys, flattened children)`` lists.
+
+    This runs for most blocks a walk touches, so it reads the bytes directly. It enforces what
+    :class:`YoloIndex`/:class:`Level` decoding would: known fields are length-delimited, unknown
+    ones are skipped, nothing overruns its enclosing field, and children come in pairs.
+    """
+    levels: list[tuple[list[int], list[int]]] = []
     pos = 0
     end = len(data)
     while pos < end:
-        value, pos = decode_varint(data, pos)
-        if value > _MAX_SAFE:
-            raise DecodeError(f"{what} value above 2^53-1", value=value)
-        out.append(value)
-    return out
+        tag, pos = _read_varint(data, pos, end)
+        if tag >> 3 != 1:
+            if tag >> 3 == 0:
+                raise DecodeError("field number 0 is invalid", offset=pos)
+            pos = _skip(data, tag & 7, pos, end)
+            continue
+        if tag & 7 != WIRE_LENGTH_DELIMITED:
+            raise DecodeError("wrong wire type for field", field="YoloIndex.levels", wire_type=tag & 7)
+        length, pos = _read_varint(data, pos, end)
+        lend = pos + length
+        if lend > end:
+            raise DecodeError("truncated yolo index level", need=length, available=end - pos)
+        keys: list[int] = []
+        children: list[int] = []
+        while pos < lend:
+            ltag, pos = _read_varint(data, pos, lend)
+            number = ltag >> 3
+            if number == 1 or number == 2:
+                if ltag & 7 != WIRE_LENGTH_DELIMITED:
+                    raise DecodeError("wrong wire type for field", field="Level", wire_type=ltag & 7)
+                plen, pos = _read_varint(data, pos, lend)
+                pend = pos + plen
+                if pend > lend:
+                    raise DecodeError("truncated packed field in yolo index", need=plen)
+                _decode_packed_range(data, pos, pend, keys if number == 1 else children)
+                pos = pend
+            elif number == 0:
+                raise DecodeError("field number 0 is invalid", offset=pos)
+            else:
+                pos = _skip(data, ltag & 7, pos, lend)
+        if len(children) % 2:
+            raise DecodeError("yolo index level has an odd number of child coordinates", count=len(children))
+        levels.append((keys, children))
+    return levels
 
 
 def _expect(wire_type: int, want: int, field: str) -> None:
@@ -124,32 +229,32 @@ class YoloIndex:
 
     @classmethod
     def decode(cls, data: BytesLike) -> YoloIndex:
-        raw = bytes(data)
-        levels: list[Level] = []
-        pos = 0
-        end = len(raw)
-        while pos < end:
-            fk, pos = decode_key(raw, pos)
-            if fk.number == 1:
-                _expect(fk.wire_type, WIRE_LENGTH_DELIMITED, "YoloIndex.levels")
-                body, pos = decode_length_delimited(raw, pos)
-                levels.append(Level.decode(body))
-            else:
-                pos = skip_field(raw, fk.wire_type, pos)
-        return cls(tuple(levels))
+        return cls(tuple(Level(tuple(k), tuple(c)) for k, c in decode_index_levels(bytes(data))))
 
 
 def encode_index(levels: list[tuple[list[int], list[int]]]) -> bytes:
     """Encode a yolo index straight from ``(keys, flattened children)`` lists (the write path)."""
-    out = bytearray()
+    parts: list[bytes] = []
+    table = _VARINTS
     for keys, children in levels:
-        body = b""
+        size = 0
         if keys:
-            body += _field(0x0A, _packed(tuple(keys)))
+            kb = _packed(keys)
+            kh = b"\x0a" + _varint(len(kb))
+            size += len(kh) + len(kb)
         if children:
-            body += _field(0x12, _packed(tuple(children)))
-        out += _field(0x0A, body)
-    return bytes(out)
+            cb = _packed(children)
+            ch = b"\x12" + _varint(len(cb))
+            size += len(ch) + len(cb)
+        parts.append(b"\x0a")
+        parts.append(table[size] if size < _SMALL else _varint(size))
+        if keys:
+            parts.append(kh)
+            parts.append(kb)
+        if children:
+            parts.append(ch)
+            parts.append(cb)
+    return b"".join(parts)
 
 
 # --- Node ----------------------------------------------------------------------------------------
@@ -178,18 +283,27 @@ class Node:
         pos = 0
         end = len(raw)
         while pos < end:
-            fk, pos = decode_key(raw, pos)
-            if fk.number in (1, 2, 3):
-                _expect(fk.wire_type, WIRE_LENGTH_DELIMITED, "Node")
-                field, pos = decode_length_delimited(raw, pos)
-                if fk.number == 1:
+            tag, pos = _read_varint(raw, pos, end)
+            number = tag >> 3
+            if 1 <= number <= 3:
+                if tag & 7 != WIRE_LENGTH_DELIMITED:
+                    raise DecodeError("wrong wire type for field", field="Node", wire_type=tag & 7)
+                length, pos = _read_varint(raw, pos, end)
+                fend = pos + length
+                if fend > end:
+                    raise DecodeError("truncated hyperbee node field", need=length, available=end - pos)
+                field = raw[pos:fend]
+                pos = fend
+                if number == 1:
                     index = field
-                elif fk.number == 2:
+                elif number == 2:
                     key = field
                 else:
                     value = field
+            elif number == 0:
+                raise DecodeError("field number 0 is invalid", offset=pos)
             else:
-                pos = skip_field(raw, fk.wire_type, pos)
+                pos = _skip(raw, tag & 7, pos, end)
         if index is None or key is None:
             raise DecodeError("hyperbee node block lacks its index or key", length=len(raw))
         return cls(index, key, value)

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from hyperlobby.bee.messages import Header, Level, Metadata, Node, YoloIndex, encode_index
+from hyperlobby.bee.messages import Header, Metadata, Node, decode_index_levels, encode_index
 from hyperlobby.errors import DecodeError, HyperlobbyError
 
 T = 5
@@ -101,56 +101,71 @@ class ReadNode:
 
 class DecodedBlock:
     """A node block decoded once. The index is decoded (and checked) only when a walk needs it,
-    because most blocks are visited only for their key."""
+    because most blocks are visited only for their key; node objects are made per level on use.
+    The level lists are never mutated after decoding."""
 
-    __slots__ = ("_index", "_nodes", "key", "seq", "value")
+    __slots__ = ("_index", "_levels", "_nodes", "key", "seq", "value")
 
-    def __init__(self, seq: int, node: Node) -> None:
+    def __init__(
+        self,
+        seq: int,
+        key: bytes,
+        value: bytes | None,
+        index: bytes | None,
+        levels: list[tuple[list[int], list[int]]] | None = None,
+    ) -> None:
         self.seq = seq
-        self.key = node.key
-        self.value = node.value
-        self._index: bytes | None = node.index
-        self._nodes: tuple[ReadNode, ...] | None = None
+        self.key = key
+        self.value = value
+        self._index = index
+        # A block we just wrote comes with its levels: nothing to decode or check.
+        self._levels = levels
+        self._nodes: list[ReadNode | None] | None = None
 
     @property
-    def nodes(self) -> tuple[ReadNode, ...]:
-        nodes = self._nodes
-        if nodes is None:
-            nodes = self._nodes = self._inflate()
-        return nodes
+    def levels(self) -> list[tuple[list[int], list[int]]]:
+        levels = self._levels
+        if levels is None:
+            levels = decode_index_levels(self._index or b"")
+            seq = self.seq
+            for offset, (keys, children) in enumerate(levels):
+                _check_level(seq, offset, keys, children)
+            self._levels = levels
+            self._index = None
+        return levels
 
-    def _inflate(self) -> tuple[ReadNode, ...]:
-        index = YoloIndex.decode(self._index or b"")
-        self._index = None
-        seq = self.seq
-        out = []
-        for offset, level in enumerate(index.levels):
-            _check_level(seq, offset, level)
-            out.append(ReadNode(self, offset, level.keys, level.children))
-        return tuple(out)
-
-    def node(self, offset: int) -> ReadNode:
-        nodes = self.nodes
-        if offset >= len(nodes):
+    def level(self, offset: int) -> tuple[list[int], list[int]]:
+        levels = self.levels
+        if offset >= len(levels):
             raise DecodeError(
                 "tree node reference past the end of its block's index", seq=self.seq, offset=offset
             )
-        return nodes[offset]
+        return levels[offset]
+
+    def node(self, offset: int) -> ReadNode:
+        nodes = self._nodes
+        if nodes is None:
+            nodes = self._nodes = [None] * len(self.levels)
+        elif offset < len(nodes):
+            found = nodes[offset]
+            if found is not None:
+                return found
+        keys, children = self.level(offset)
+        made = nodes[offset] = ReadNode(self, offset, tuple(keys), tuple(children))
+        return made
 
     def is_deletion(self) -> bool:
         """A block without a value whose own seq is no key of its index is a del marker."""
         if self.value is not None:
             return False
         seq = self.seq
-        return not any(seq in n.keys for n in self.nodes)
+        return not any(seq in keys for keys, _ in self.levels)
 
     def entry(self) -> Entry:
         return Entry(self.seq, self.key, self.value)
 
 
-def _check_level(seq: int, offset: int, level: Level) -> None:
-    keys = level.keys
-    children = level.children
+def _check_level(seq: int, offset: int, keys: list[int], children: list[int]) -> None:
     if children and len(children) != 2 * (len(keys) + 1):
         raise DecodeError(
             "tree node has the wrong number of children", seq=seq, offset=offset, keys=len(keys)
@@ -187,12 +202,17 @@ class BlockCache:
             return hit
         if seq < 1:
             raise DecodeError("block 0 is the header, not a tree node", seq=seq)
-        raw = self._get_block(seq)
-        decoded = DecodedBlock(seq, Node.decode(raw))
+        node = Node.decode(self._get_block(seq))
+        decoded = DecodedBlock(seq, node.key, node.value, node.index)
+        self.put(decoded)
+        return decoded
+
+    def put(self, decoded: DecodedBlock) -> None:
+        """Remember a decoded block (writers add the blocks they append, already decoded)."""
+        blocks = self._blocks
         if len(blocks) >= self.capacity:
             del blocks[next(iter(blocks))]
-        blocks[seq] = decoded
-        return decoded
+        blocks[decoded.seq] = decoded
 
     def forget_from(self, length: int) -> None:
         """Drop blocks at or past ``length`` (after a truncation those numbers mean new blocks)."""
@@ -594,16 +614,6 @@ class WriteConflictError(HyperlobbyError):
     """Internal: the in-memory tree is inconsistent (a node is not a child of its parent)."""
 
 
-class _Key:
-    """A mutable key reference: the entry seq and, once loaded, its key bytes."""
-
-    __slots__ = ("seq", "value")
-
-    def __init__(self, seq: int, value: bytes | None) -> None:
-        self.seq = seq
-        self.value = value
-
-
 class _Child:
     """A mutable child reference. ``seq``/``offset`` are rewritten when the child is re-indexed
     into a new block, and ``seq = 0`` marks a child freed by a merge."""
@@ -637,7 +647,7 @@ class _BlockEntry:
         self.value = value
         self.decoded = decoded
         self.pending = pending
-        self.pointers: list[tuple[list[_Key], list[_Child]]] | None = None
+        self.pointers: dict[int, tuple[list[int], list[_Child]]] | None = None
 
     def tree_node(self, offset: int) -> _TreeNode:
         if self.pending is not None:
@@ -645,35 +655,40 @@ class _BlockEntry:
             if ref is None or ref.value is None:
                 raise WriteConflictError("pending batch node is missing", seq=self.seq, offset=offset)
             return ref.value
+        assert self.decoded is not None
         pointers = self.pointers
         if pointers is None:
-            assert self.decoded is not None
-            pointers = self.pointers = [
-                (
-                    [_Key(k, None) for k in n.keys],
-                    [_Child(n.children[j], n.children[j + 1], None) for j in range(0, len(n.children), 2)],
-                )
-                for n in self.decoded.nodes
-            ]
-        if offset >= len(pointers):
-            raise DecodeError(
-                "tree node reference past the end of its block's index", seq=self.seq, offset=offset
+            pointers = self.pointers = {}
+        level = pointers.get(offset)
+        if level is None:
+            # Built once per writer and shared by every node object made from this level, as
+            # the JS pointer arrays are.
+            ks, ch = self.decoded.level(offset)
+            level = pointers[offset] = (
+                list(ks),
+                [_Child(ch[j], ch[j + 1], None) for j in range(0, len(ch), 2)],
             )
-        keys, children = pointers[offset]
-        return _TreeNode(self, keys, children, offset)
+        keys, children = level
+        return _TreeNode(self.writer, self, keys, children, offset)
 
     def entry(self) -> Entry:
         return Entry(self.seq, self.key, self.value)
 
 
 class _TreeNode:
-    """A mutable B-tree node during a write (JS ``TreeNode``)."""
+    """A mutable B-tree node during a write (JS ``TreeNode``).
 
-    __slots__ = ("block", "changed", "children", "keys", "offset")
+    ``keys`` holds entry seqs. (JS wraps each in an object that caches the key bytes; nothing
+    depends on those objects' identity, so plain ints plus the writer's key table do the same.)
+    ``children`` holds shared, mutable :class:`_Child` references, whose identity does matter.
+    """
+
+    __slots__ = ("block", "changed", "children", "keys", "offset", "writer")
 
     def __init__(
-        self, block: _BlockEntry | None, keys: list[_Key], children: list[_Child], offset: int
+        self, writer: Writer, block: _BlockEntry | None, keys: list[int], children: list[_Child], offset: int
     ) -> None:
+        self.writer = writer
         self.block = block
         self.offset = offset
         self.keys = keys
@@ -681,72 +696,61 @@ class _TreeNode:
         self.changed = False
 
     @classmethod
-    def create(cls, block: _BlockEntry | None) -> _TreeNode:
-        node = cls(block, [], [], 0)
+    def create(cls, writer: Writer, block: _BlockEntry | None) -> _TreeNode:
+        node = cls(writer, block, [], [], 0)
         node.changed = True
         return node
 
-    def _writer(self) -> Writer:
-        if self.block is None:
-            raise WriteConflictError("tree node without a block")
-        return self.block.writer
-
     def get_key(self, index: int) -> bytes:
-        ref = self.keys[index]
-        value = ref.value
-        if value is None:
-            block = self.block
-            if block is not None and ref.seq == block.seq:
-                value = block.key
-            else:
-                value = self._writer().key_of(ref.seq)
-            ref.value = value
-        return value
+        return self.writer.key_of(self.keys[index])
 
     def get_key_entry(self, index: int) -> _BlockEntry:
-        return self._writer().get_block(self.keys[index].seq)
+        return self.writer.get_block(self.keys[index])
 
     def get_child_node(self, index: int) -> _TreeNode:
         child = self.children[index]
-        if child.value is not None:
-            return child.value
+        node = child.value
+        if node is not None:
+            return node
         block = self.block
-        if block is None:
-            raise WriteConflictError("tree node without a block")
-        source = block if child.seq == block.seq else block.writer.get_block(child.seq)
+        source = block if block is not None and child.seq == block.seq else self.writer.get_block(child.seq)
         node = source.tree_node(child.offset)
         child.value = node
         return node
 
-    def insert_key(self, key: _Key, value: bytes | None, child: _TreeNode | None, cas: _Cas | None) -> bool:
-        """Insert (or replace) ``key``; False when the node now overflows and must split."""
+    def insert_key(
+        self, seq: int, target: bytes, value: bytes | None, child: _TreeNode | None, cas: _Cas | None
+    ) -> bool:
+        """Insert (or replace) entry ``seq`` (key ``target``); False when the node now
+        overflows and must split."""
         keys = self.keys
-        target = key.value
-        assert target is not None
+        key_of = self.writer.key_of
         s = 0
         e = len(keys)
         c = 0
         while s < e:
             mid = (s + e) >> 1
-            c = _cmp(target, self.get_key(mid))
-            if c == 0:
+            k = key_of(keys[mid])
+            if target == k:
                 if cas is not None:
                     prev = self.get_key_entry(mid)
-                    if not cas(prev.entry(), Entry(key.seq, target, value)):
+                    if not cas(prev.entry(), Entry(seq, target, value)):
                         return True
-                if not self._writer().always_duplicate:
+                if not self.writer.always_duplicate:
                     prev = self.get_key_entry(mid)
                     if prev.value == value:
                         return True
                 self.changed = True
-                keys[mid] = key
+                keys[mid] = seq
                 return True
-            if c < 0:
+            if target < k:
+                c = -1
                 e = mid
             else:
+                c = 1
                 s = mid + 1
         i = e if c < 0 else s
-        keys.insert(i, key)
+        keys.insert(i, seq)
         if child is not None:
             self.children.insert(i + 1, _Child(0, 0, child))
         self.changed = True
@@ -768,19 +772,18 @@ class _TreeNode:
                 return left, i, right
         raise WriteConflictError("node is not a child of its parent")
 
-    def merge(self, node: _TreeNode, median: _Key) -> None:
+    def merge(self, node: _TreeNode, median: int) -> None:
         self.changed = True
         self.keys.append(median)
         self.keys.extend(node.keys)
         self.children.extend(node.children)
 
-    def split(self) -> tuple[_Key, _TreeNode]:
+    def split(self) -> tuple[int, _TreeNode]:
         keys = self.keys
         half = len(keys) >> 1
-        right = _TreeNode.create(self.block)
+        right = _TreeNode.create(self.writer, self.block)
         right.keys = keys[len(keys) - half :]
         del keys[len(keys) - half :]
-        self.get_key(len(keys) - 1)  # the median moves up and is compared there
         median = keys.pop()
         children = self.children
         if children:
@@ -816,7 +819,8 @@ class _TreeNode:
 _Cas = Callable[[Entry, Entry], bool]
 
 
-def _deflate(index: list[_Child | None]) -> bytes:
+def _deflate(index: list[_Child | None]) -> list[tuple[list[int], list[int]]]:
+    """The yolo index levels (entry seqs, flattened child coordinates) of ``index``'s nodes."""
     levels: list[tuple[list[int], list[int]]] = []
     for ref in index:
         assert ref is not None and ref.value is not None
@@ -825,8 +829,8 @@ def _deflate(index: list[_Child | None]) -> bytes:
         for c in node.children:
             flat.append(c.seq)
             flat.append(c.offset)
-        levels.append(([k.seq for k in node.keys], flat))
-    return encode_index(levels)
+        levels.append((list(node.keys), flat))
+    return levels
 
 
 def encode_header(metadata: Metadata | None) -> bytes:
@@ -857,6 +861,9 @@ class Writer:
         self.blocks: dict[int, _BlockEntry] = {}
         self.length = 0
         self.root: _TreeNode | None = None
+        self._appending: list[tuple[bytes, DecodedBlock]] | None = None
+        # seq -> key bytes for every entry this writer compared against (and its own writes)
+        self._keys: dict[int, bytes] = {}
 
     @property
     def version(self) -> int:
@@ -875,12 +882,17 @@ class Writer:
         return entry
 
     def key_of(self, seq: int) -> bytes:
-        found = self.blocks.get(seq)
-        if found is not None:
-            return found.key
-        if seq >= self.core.length + self.length:
-            raise DecodeError("tree references a block past its version", seq=seq)
-        return self.cache.get(seq).key
+        key = self._keys.get(seq)
+        if key is None:
+            found = self.blocks.get(seq)
+            if found is not None:
+                key = found.key
+            else:
+                if seq >= self.core.length + self.length:
+                    raise DecodeError("tree references a block past its version", seq=seq)
+                key = self.cache.get(seq).key
+            self._keys[seq] = key
+        return key
 
     def get_root(self, ensure_header: bool) -> _TreeNode | None:
         if ensure_header and self.core.length == 0 and self.core.writable:
@@ -896,10 +908,10 @@ class Writer:
         """Write ``key`` = ``value``; False when nothing was written (a cas veto or a no-op)."""
         root = self.get_root(True)
         if root is None:
-            root = _TreeNode.create(None)
+            root = _TreeNode.create(self, None)
         node = root
         seq = self.core.length + self.length
-        target = _Key(seq, key)
+        self._keys[seq] = key  # (a vetoed write may have left another key under this seq)
         stack: list[_TreeNode] = []
 
         while node.children:
@@ -923,7 +935,7 @@ class Writer:
                         prev = node.get_key_entry(mid)
                         if prev.value == value:
                             return False
-                    keys[mid] = target
+                    keys[mid] = seq
                     node.changed = True
                     self._append(root, seq, key, value)
                     return True
@@ -933,7 +945,7 @@ class Writer:
                     s = mid + 1
             node = node.get_child_node(e if c < 0 else s)
 
-        needs_split = not node.insert_key(target, value, None, cas)
+        needs_split = not node.insert_key(seq, key, value, None, cas)
         if not node.changed:
             return False
 
@@ -941,10 +953,10 @@ class Writer:
             parent = stack.pop() if stack else None
             median, right = node.split()
             if parent is not None:
-                needs_split = not parent.insert_key(median, value, right, None)
+                needs_split = not parent.insert_key(median, self.key_of(median), value, right, None)
                 node = parent
             else:
-                root = _TreeNode.create(node.block)
+                root = _TreeNode.create(self, node.block)
                 root.keys.append(median)
                 root.children.append(_Child(0, 0, node))
                 root.children.append(_Child(0, 0, right))
@@ -1082,13 +1094,21 @@ class Writer:
             self.blocks[seq] = block
             root.update_children(seq, block)
             return
-        self.core.append(Node(_deflate(index), key, value).encode())
+        levels = _deflate(index)
+        self.core.append(Node(encode_index(levels), key, value).encode())
+        self.cache.put(DecodedBlock(seq, key, value, None, levels))
 
     def to_blocks(self) -> list[bytes]:
         """The pending writes as blocks. Every block but the last keeps only the nodes that no
         later write of the batch re-indexed (with their current contents), renumbered by a
         swap-remove compaction, exactly as JS does."""
-        out: list[bytes] = []
+        return [blk for blk, _ in self._encode_pending()]
+
+    def _encode_pending(self) -> list[tuple[bytes, DecodedBlock]]:
+        # The compaction below mutates the pending indexes, so it may run only once.
+        if self._appending is not None:
+            return self._appending
+        out: list[tuple[bytes, DecodedBlock]] = []
         base = self.core.length
         for i in range(self.length):
             seq = base + i
@@ -1108,20 +1128,28 @@ class Writer:
                         pending.pop()
                     else:
                         pending[j] = pending.pop()
-            out.append(Node(_deflate(pending), entry.key, entry.value).encode())
+            levels = _deflate(pending)
+            node = Node(encode_index(levels), entry.key, entry.value)
+            out.append((node.encode(), DecodedBlock(seq, entry.key, entry.value, None, levels)))
+        self._appending = out
         return out
 
     def flush(self) -> int:
         """Append every pending write in one core append; returns the new core length."""
         if not self.length:
             return self.core.length
-        blocks = self.to_blocks()
+        encoded = self._encode_pending()
         self.root = None
         self.blocks.clear()
         self.length = 0
-        return self.core.append(blocks)
+        self._appending = None
+        length = self.core.append([blk for blk, _ in encoded])
+        for _, decoded in encoded:
+            self.cache.put(decoded)
+        return length
 
     def discard(self) -> None:
+        self._appending = None
         self.root = None
         self.blocks.clear()
         self.length = 0
@@ -1145,7 +1173,7 @@ class Writer:
                 mid = (s + e) >> 1
                 c = _cmp(key, node.get_key(mid))
                 if c == 0:
-                    return self.get_block(keys[mid].seq).entry()
+                    return self.get_block(keys[mid]).entry()
                 if c < 0:
                     e = mid
                 else:
