@@ -215,6 +215,7 @@ class Processes:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=err,
+                limit=1 << 24,  # "done" lines list a digest per block
             )
         child = Child(name, proc, stderr_path)
         self.children.append(child)

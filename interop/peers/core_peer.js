@@ -137,6 +137,8 @@ async function main () {
 
   if (config.role === 'fetch') {
     for (const core of cores) await core.close()
+    // A big "done" line may still be queued for a slow pipe reader: exit only once it is out.
+    await new Promise((resolve) => process.stdout.write('', resolve))
     process.exit(0)
   }
 
