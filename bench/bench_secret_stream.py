@@ -86,19 +86,23 @@ async def tcp(size: int, total: int, handshakes: int) -> tuple[float, float]:
     return statistics.median(times), total / elapsed / 1e6
 
 
-def main() -> None:
+def main(quick: bool = False, size: int = 64 * 1024, total_mib: int = 256, handshakes: int = 50) -> None:
+    """Component figures for the crypto under replication (bench_replication compares with JS)."""
+    if quick:
+        total_mib, handshakes = 2, 3
+    total = total_mib * 1024 * 1024
+    print(f"sans-IO handshake (both sides): {sans_io_handshake(10 if quick else 200) * 1e3:.2f} ms")
+    print(f"sans-IO encrypt+decrypt {size} B messages: {sans_io_throughput(size, total):.0f} MB/s")
+    hs, mbps = asyncio.run(tcp(size, total, handshakes))
+    print(f"TCP loopback connect+handshake (median of {handshakes}): {hs * 1e3:.2f} ms")
+    print(f"TCP loopback {size} B messages, one way: {mbps:.0f} MB/s")
+
+
+if __name__ == "__main__":
     ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
     ap.add_argument("--size", type=int, default=64 * 1024)
     ap.add_argument("--total-mib", type=int, default=256)
     ap.add_argument("--handshakes", type=int, default=50)
     args = ap.parse_args()
-    total = args.total_mib * 1024 * 1024
-    print(f"sans-IO handshake (both sides): {sans_io_handshake(200) * 1e3:.2f} ms")
-    print(f"sans-IO encrypt+decrypt {args.size} B messages: {sans_io_throughput(args.size, total):.0f} MB/s")
-    hs, mbps = asyncio.run(tcp(args.size, total, args.handshakes))
-    print(f"TCP loopback connect+handshake (median of {args.handshakes}): {hs * 1e3:.2f} ms")
-    print(f"TCP loopback {args.size} B messages, one way: {mbps:.0f} MB/s")
-
-
-if __name__ == "__main__":
-    main()
+    main(args.quick, args.size, args.total_mib, args.handshakes)
