@@ -68,3 +68,8 @@ class ProtocolError(HyperlobbyError):
 
 class HandshakeError(ProtocolError):
     """The Noise handshake or the stream id/header exchange failed."""
+
+
+class DriveError(HyperlobbyError):
+    """A Hyperdrive operation that cannot be done: a bad path, a malformed entry, a missing file,
+    a blob that is not available, a drive whose blobs core cannot be found."""
