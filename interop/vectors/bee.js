@@ -15,6 +15,7 @@ const path = require('path')
 const Hypercore = require('hypercore')
 const Hyperbee = require('hyperbee')
 const b4a = require('b4a')
+const messages = require('hyperbee/lib/messages')
 
 const hex = (b) => (b === null || b === undefined ? null : b4a.toString(b, 'hex'))
 
@@ -395,6 +396,52 @@ async function generate(tmp) {
   return out
 }
 
+// Codec vectors: each case is the JS object (bytes as hex) and its encoding.
+function messageVectors() {
+  const H = (x) => (x === null || x === undefined ? x : b4a.from(x, 'hex'))
+  const out = { header: [], node: [], index: [], extension: [] }
+  const headers = [
+    { protocol: 'hyperbee' },
+    { protocol: 'hyperbee', metadata: {} },
+    { protocol: 'hyperbee', metadata: { contentFeed: 'cf'.repeat(32) } },
+    { protocol: 'hyperbee', metadata: { contentFeed: 'cf'.repeat(32), userData: '0102' } },
+    { protocol: 'hyperbee', metadata: { userData: '' } },
+    { protocol: 'other' }
+  ]
+  for (const h of headers) {
+    const md = h.metadata ? { contentFeed: H(h.metadata.contentFeed), userData: H(h.metadata.userData) } : undefined
+    out.header.push({ value: h, encoded: hex(messages.Header.encode({ protocol: h.protocol, metadata: md })) })
+  }
+  const nodes = [
+    { index: '', key: '', value: null },
+    { index: '0a00', key: '61', value: '' },
+    { index: '0a050a03010203', key: 'ff00', value: '62'.repeat(200) }
+  ]
+  for (const n of nodes) {
+    out.node.push({ value: n, encoded: hex(messages.Node.encode({ index: H(n.index), key: H(n.key), value: H(n.value) })) })
+  }
+  const indexes = [
+    [],
+    [{ keys: [], children: [] }],
+    [{ keys: [1], children: [] }, { keys: [], children: [] }],
+    [{ keys: [300, 2 ** 40, 127, 128], children: [5, 0, 16384, 3, 2 ** 50, 1, 9, 2, 1, 1] }]
+  ]
+  for (const levels of indexes) out.index.push({ value: levels, encoded: hex(messages.YoloIndex.encode({ levels })) })
+  const exts = [
+    { cache: { start: 0, end: 10, blocks: [1, 2, 300] } },
+    { get: { version: 12, key: '6b6579' } },
+    { iterator: { version: 5, gte: '61', lt: '7a', limit: 10, reverse: true, checkpoint: [4, 0, 1, 4, 1, 3] } },
+    { iterator: { gt: '', lte: 'ff', reverse: false } }
+  ]
+  for (const e of exts) {
+    const v = JSON.parse(JSON.stringify(e))
+    if (v.get) v.get.key = H(v.get.key)
+    if (v.iterator) for (const k of ['gte', 'gt', 'lte', 'lt']) if (v.iterator[k] !== undefined) v.iterator[k] = H(v.iterator[k])
+    out.extension.push({ value: e, encoded: hex(messages.Extension.encode(v)) })
+  }
+  return out
+}
+
 async function readMode(tmp, input) {
   const answers = []
   let n = 0
@@ -420,7 +467,8 @@ async function main() {
       const input = JSON.parse(fs.readFileSync(0, 'utf-8'))
       process.stdout.write(JSON.stringify(await readMode(tmp, input)) + '\n')
     } else {
-      process.stdout.write(JSON.stringify({ scenarios: await generate(tmp) }) + '\n')
+      const scenarios = await generate(tmp)
+      process.stdout.write(JSON.stringify({ messages: messageVectors(), scenarios }) + '\n')
     }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true })
