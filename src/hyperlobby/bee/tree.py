@@ -647,7 +647,7 @@ class _BlockEntry:
         self.value = value
         self.decoded = decoded
         self.pending = pending
-        self.pointers: dict[int, tuple[list[int], list[_Child]]] | None = None
+        self.pointers: dict[int, tuple[list[int], list[_ChildRef]]] | None = None
 
     def tree_node(self, offset: int) -> _TreeNode:
         if self.pending is not None:
@@ -664,10 +664,7 @@ class _BlockEntry:
             # Built once per writer and shared by every node object made from this level, as
             # the JS pointer arrays are.
             ks, ch = self.decoded.level(offset)
-            level = pointers[offset] = (
-                list(ks),
-                [_Child(ch[j], ch[j + 1], None) for j in range(0, len(ch), 2)],
-            )
+            level = pointers[offset] = (list(ks), list(zip(ch[0::2], ch[1::2], strict=True)))
         keys, children = level
         return _TreeNode(self.writer, self, keys, children, offset)
 
@@ -681,12 +678,20 @@ class _TreeNode:
     ``keys`` holds entry seqs. (JS wraps each in an object that caches the key bytes; nothing
     depends on those objects' identity, so plain ints plus the writer's key table do the same.)
     ``children`` holds shared, mutable :class:`_Child` references, whose identity does matter.
+    A child never loaded is kept as a plain ``(seq, offset)`` pair and becomes a :class:`_Child`
+    when first loaded: only loaded children are ever re-indexed, updated or freed, so the
+    difference cannot be observed in the output.
     """
 
     __slots__ = ("block", "changed", "children", "keys", "offset", "writer")
 
     def __init__(
-        self, writer: Writer, block: _BlockEntry | None, keys: list[int], children: list[_Child], offset: int
+        self,
+        writer: Writer,
+        block: _BlockEntry | None,
+        keys: list[int],
+        children: list[_ChildRef],
+        offset: int,
     ) -> None:
         self.writer = writer
         self.block = block
@@ -709,6 +714,8 @@ class _TreeNode:
 
     def get_child_node(self, index: int) -> _TreeNode:
         child = self.children[index]
+        if not isinstance(child, _Child):
+            child = self.children[index] = _Child(child[0], child[1], None)
         node = child.value
         if node is not None:
             return node
@@ -759,14 +766,16 @@ class _TreeNode:
     def remove_key(self, index: int) -> None:
         del self.keys[index]
         if self.children:
-            self.children[index + 1].seq = 0
+            freed = self.children[index + 1]
+            if isinstance(freed, _Child):
+                freed.seq = 0
             del self.children[index + 1]
         self.changed = True
 
     def siblings(self, parent: _TreeNode) -> tuple[_TreeNode | None, int, _TreeNode | None]:
         children = parent.children
         for i, ref in enumerate(children):
-            if ref.value is self:
+            if isinstance(ref, _Child) and ref.value is self:
                 left = parent.get_child_node(i - 1) if i else None
                 right = parent.get_child_node(i + 1) if i < len(children) - 1 else None
                 return left, i, right
@@ -799,6 +808,8 @@ class _TreeNode:
         index.append(None)
         self.changed = False
         for child in self.children:
+            if not isinstance(child, _Child):
+                continue
             node = child.value
             if node is None or not node.changed:
                 continue
@@ -809,6 +820,8 @@ class _TreeNode:
 
     def update_children(self, seq: int, block: _BlockEntry) -> None:
         for child in self.children:
+            if not isinstance(child, _Child):
+                continue
             node = child.value
             if node is None or child.seq != seq:
                 continue
@@ -817,6 +830,7 @@ class _TreeNode:
 
 
 _Cas = Callable[[Entry, Entry], bool]
+_ChildRef = _Child | tuple[int, int]
 
 
 def _deflate(index: list[_Child | None]) -> list[tuple[list[int], list[int]]]:
@@ -827,8 +841,11 @@ def _deflate(index: list[_Child | None]) -> list[tuple[list[int], list[int]]]:
         node = ref.value
         flat: list[int] = []
         for c in node.children:
-            flat.append(c.seq)
-            flat.append(c.offset)
+            if isinstance(c, _Child):
+                flat.append(c.seq)
+                flat.append(c.offset)
+            else:
+                flat.extend(c)
         levels.append((list(node.keys), flat))
     return levels
 
@@ -1027,17 +1044,13 @@ class Writer:
         if ls < rs:
             stack.append(right)
             while right.children:
-                nxt = right.children[0].value
-                assert nxt is not None
-                right = nxt
+                right = right.get_child_node(0)  # loaded by _leaf_size already
                 stack.append(right)
             node.keys[index] = right.keys.pop(0)
         else:
             stack.append(left)
             while left.children:
-                nxt = left.children[-1].value
-                assert nxt is not None
-                left = nxt
+                left = left.get_child_node(len(left.children) - 1)
                 stack.append(left)
             node.keys[index] = left.keys.pop()
 
