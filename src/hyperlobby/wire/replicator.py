@@ -699,9 +699,20 @@ class Peer:
     def on_data(self, msg: Data) -> None:
         inflight = self.inflight.get(msg.request)
         if inflight is None:
-            return  # unsolicited (we do not accept pushes) or answered after we cancelled it
+            if msg.request >= self._next_id:
+                raise ProtocolError("peer sent data for a request we never made", request=msg.request)
+            return  # answered after we cancelled it (we do not accept pushes)
         req = inflight.request
         self._finish(inflight)
+        try:
+            self._on_answer(req, msg)
+        finally:
+            # A block this answer did not deliver (bad proof, wrong fork, ...) is wanted again:
+            # the range cursors have moved past it, so without this it would never be re-asked.
+            if req.block is not None and not self.core.has(req.block.index):
+                self.replicator._failed(req.block.index)
+
+    def _on_answer(self, req: Request, msg: Data) -> None:
         if not _matches(req, msg):
             raise ProtocolError("peer answered a request with data for something else", request=msg.request)
         core = self.core
