@@ -402,8 +402,8 @@ def break_proof(msg: Message) -> Message | None:
 
 
 def renumber_data(msg: Message) -> Message | None:
-    """Every answer names a request id the remote never used (a genuine proof, but unsolicited)."""
-    if isinstance(msg, Data):
+    """Every block answer names a request id the remote never used (a genuine proof, unsolicited)."""
+    if isinstance(msg, Data) and msg.block is not None:
         return replace(msg, request=msg.request + 7777)
     return msg
 
