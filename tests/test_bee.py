@@ -240,6 +240,15 @@ def test_truncation_drops_cached_blocks() -> None:
     assert [e.key for e in db.range()] == [b"%02d" % i for i in range(9)] + [b"15"]
 
 
+def test_cache_is_bounded_by_bytes() -> None:
+    db = make_bee(cache_bytes=1 << 20)
+    big = b"x" * (200 << 10)
+    for i in range(30):
+        db.put(b"%02d" % i, big)
+    assert db.cache._bytes <= 1 << 20 and 1 <= len(db.cache) < 10
+    assert all(e.value == big for e in db.range())  # evicted blocks are read again
+
+
 async def test_watch_yields_on_changes_in_range() -> None:
     db = make_bee()
     db.put(b"a", b"1")

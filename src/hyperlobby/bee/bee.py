@@ -151,8 +151,8 @@ class HistoryEntry:
 class _Shared:
     """State common to every view of one bee: the cache, the write lock, truncation tracking."""
 
-    def __init__(self, core: CoreLike, cache_size: int) -> None:
-        self.cache = BlockCache(core, cache_size)
+    def __init__(self, core: CoreLike, cache_size: int, cache_bytes: int) -> None:
+        self.cache = BlockCache(core, cache_size, cache_bytes)
         self.batch: Batch | None = None
         self.unsubscribe: Callable[[], None] | None = None
         on_append = getattr(core, "on_append", None)
@@ -181,13 +181,14 @@ class Hyperbee:
         readonly: bool = False,
         sep: bytes = SEP,
         cache_size: int = 8192,
+        cache_bytes: int = 32 << 20,
         _shared: _Shared | None = None,
         _prefix: bytes | None = None,
         _checkout: int = 0,
         _checkout_fork: int = 0,
     ) -> None:
         self.core = core
-        self._shared = _shared if _shared is not None else _Shared(core, cache_size)
+        self._shared = _shared if _shared is not None else _Shared(core, cache_size, cache_bytes)
         self._unprefixed_key_codec = codec(key_encoding)
         self.value_codec = codec(value_encoding)
         self.metadata = metadata

@@ -104,7 +104,7 @@ class DecodedBlock:
     because most blocks are visited only for their key; node objects are made per level on use.
     The level lists are never mutated after decoding."""
 
-    __slots__ = ("_index", "_levels", "_nodes", "key", "seq", "value")
+    __slots__ = ("_index", "_levels", "_nodes", "key", "seq", "size", "value")
 
     def __init__(
         self,
@@ -121,6 +121,9 @@ class DecodedBlock:
         # A block we just wrote comes with its levels: nothing to decode or check.
         self._levels = levels
         self._nodes: list[ReadNode | None] | None = None
+        # rough memory cost for the cache budget: payload plus decoded-index overhead
+        body = len(index) if index is not None else sum(len(k) + len(c) for k, c in levels or ())
+        self.size = 256 + len(key) + (len(value) if value is not None else 0) + 24 * body
 
     @property
     def levels(self) -> list[tuple[list[int], list[int]]]:
@@ -181,14 +184,16 @@ def _check_level(seq: int, offset: int, keys: list[int], children: list[int]) ->
 
 class BlockCache:
     """Decoded blocks of one core, least recently used dropped first; shared by every view
-    (checkouts, subs, batches) of a bee. The seam for replication is :meth:`_get_block`."""
+    (checkouts, subs, batches) of a bee. Bounded both by count and by (approximate) bytes, so a
+    bee of large values does not pin them all in memory. The seam for replication is
+    :meth:`_get_block`."""
 
-    def __init__(self, core: CoreLike, capacity: int = 8192) -> None:
+    def __init__(self, core: CoreLike, capacity: int = 8192, max_bytes: int = 32 << 20) -> None:
         self.core = core
         self.capacity = max(16, capacity)
+        self.max_bytes = max(1 << 16, max_bytes)
         self._blocks: dict[int, DecodedBlock] = {}
-        self.hits = 0
-        self.misses = 0
+        self._bytes = 0
 
     def _get_block(self, seq: int) -> bytes:
         """Raw bytes of block ``seq`` (local today; the replicator will make this fetch)."""
@@ -210,17 +215,25 @@ class BlockCache:
     def put(self, decoded: DecodedBlock) -> None:
         """Remember a decoded block (writers add the blocks they append, already decoded)."""
         blocks = self._blocks
-        if len(blocks) >= self.capacity:
-            del blocks[next(iter(blocks))]
+        old = blocks.pop(decoded.seq, None)
+        if old is not None:
+            self._bytes -= old.size
         blocks[decoded.seq] = decoded
+        self._bytes += decoded.size
+        while len(blocks) > self.capacity or (self._bytes > self.max_bytes and len(blocks) > 1):
+            self._bytes -= blocks.pop(next(iter(blocks))).size
 
     def forget_from(self, length: int) -> None:
         """Drop blocks at or past ``length`` (after a truncation those numbers mean new blocks)."""
         for seq in [s for s in self._blocks if s >= length]:
-            del self._blocks[seq]
+            self._bytes -= self._blocks.pop(seq).size
 
     def clear(self) -> None:
         self._blocks.clear()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._blocks)
 
 
 # --- reads ---------------------------------------------------------------------------------------
