@@ -37,12 +37,13 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from hyperlobby.bee import Hyperbee
-from hyperlobby.bee.bee import Batch, BeeEntry, Watcher
+from hyperlobby.bee.bee import Batch, BeeEntry
 from hyperlobby.bee.messages import Header, Metadata
 from hyperlobby.core.hypercore import Hypercore
 from hyperlobby.core.store import Store
@@ -165,7 +166,6 @@ class Hyperdrive:
         self._files = self.db.sub(FILES)
         self._blobs: Hyperblobs | None = None
         self._checkout: Hyperdrive | None = None
-        self._live_db_download = False
         if replication is not None:
             replication.add(core)
         self._open_blobs()
@@ -181,7 +181,6 @@ class Hyperdrive:
         view._files = files
         view._blobs = parent._blobs
         view._checkout = parent._checkout or parent
-        view._live_db_download = False
         return view
 
     # --- identity ----------------------------------------------------------------------------
@@ -484,12 +483,8 @@ class Hyperdrive:
         """Changes under ``folder``: an async iterator of ``(current, previous)`` checkouts, or,
         with ``on_change``, a background task calling ``on_change(current, previous)``.
 
-        For a replicated read-only drive the db is downloaded live so the diffs can be read."""
-        prefix = paths.folder(folder)
-        if self.replication is not None and not self.core.writable and not self._live_db_download:
-            self._live_db_download = True
-            self.replication.download(self.core, 0, None)
-        watcher = DriveWatcher(self, self._files.watch(gt=prefix + "/", lt=prefix + "0"))
+        For a replicated drive, the blocks each diff needs are fetched from peers."""
+        watcher = DriveWatcher(self, paths.folder(folder))
         if on_change is not None:
             watcher.start(on_change)
         return watcher
@@ -739,20 +734,61 @@ class DriveBatch:
             self.close()
 
 
-class DriveWatcher:
-    """``(current, previous)`` drive checkouts each time the watched folder changes."""
+def _has_changes(current: Hyperdrive, version: int, prefix: str) -> bool:
+    return next(current.diff(version, prefix or "/"), None) is not None
 
-    def __init__(self, drive: Hyperdrive, watcher: Watcher) -> None:
+
+class DriveWatcher:
+    """``(current, previous)`` drive checkouts each time the watched folder changes.
+
+    It wakes on every append (or verified upgrade) of the db core, and compares the new version
+    with the last one it reported, restricted to the folder. For a replicated drive the diff
+    fetches the db blocks it needs (sparse), so watching a remote drive works without a full
+    download. A truncation is always reported.
+    """
+
+    def __init__(self, drive: Hyperdrive, prefix: str) -> None:
         self.drive = drive
-        self._watcher = watcher
+        self._prefix = prefix
+        self._current = drive.snapshot()
+        self._fork = drive.core.fork
+        self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = drive.core.on_append(self._on_append)
+
+    def _on_append(self, _event: object) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(wake.set)
 
     def __aiter__(self) -> AsyncIterator[tuple[Hyperdrive, Hyperdrive]]:
         return self
 
     async def __anext__(self) -> tuple[Hyperdrive, Hyperdrive]:
-        current, previous = await self._watcher.__anext__()
-        return Hyperdrive._view(self.drive, current), Hyperdrive._view(self.drive, previous)
+        if self._wake is None:
+            self._loop = asyncio.get_running_loop()
+            self._wake = asyncio.Event()
+        drive = self.drive
+        while not self._closed:
+            self._wake.clear()
+            core = drive.core
+            if max(1, core.length) == self._current.version and core.fork == self._fork:
+                await self._wake.wait()
+                continue
+            previous = self._current
+            current = drive.snapshot()
+            self._current = current
+            if core.fork != self._fork:
+                self._fork = core.fork
+                return current, previous
+            changed = await drive._fetching(
+                functools.partial(_has_changes, current, previous.version, self._prefix), DEFAULT_TIMEOUT
+            )
+            if changed:
+                return current, previous
+        raise StopAsyncIteration
 
     def start(self, on_change: Callable[[Hyperdrive, Hyperdrive], object]) -> None:
         """Call ``on_change`` for each change from a background task (needs a running loop)."""
@@ -766,7 +802,12 @@ class DriveWatcher:
         self._task = asyncio.get_running_loop().create_task(run())
 
     def close(self) -> None:
-        self._watcher.close()
+        self._closed = True
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._loop is not None and self._wake is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
         if self._task is not None:
             self._task.cancel()
 
