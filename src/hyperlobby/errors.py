@@ -73,3 +73,13 @@ class HandshakeError(ProtocolError):
 class DriveError(HyperlobbyError):
     """A Hyperdrive operation that cannot be done: a bad path, a malformed entry, a missing file,
     a blob that is not available, a drive whose blobs core cannot be found."""
+
+
+class SocialError(HyperlobbyError):
+    """A social-layer operation that cannot be done: no identity in this home, an unknown friend,
+    a node that cannot be reached, a control request that makes no sense."""
+
+
+class ProfileError(SocialError, ValueError):
+    """A profile.json or session.json that is not what the seed describes: not JSON, wrong
+    types, out of range, too large. A friend's malformed file is reported and skipped."""
