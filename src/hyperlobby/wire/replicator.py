@@ -307,6 +307,18 @@ class CoreReplicator:
         capacity = sum(self.max_inflight - len(p.inflight) for p in self.peers if p.active)
         if capacity <= 0:
             return
+        # Requests sent in one pass go out as one protomux batch per connection: one frame to
+        # encrypt instead of dozens, and JS answers a batch with a batch.
+        corked = [p.transport for p in self.peers if p.active]
+        for transport in corked:
+            transport.cork()
+        try:
+            self._schedule_blocks(capacity)
+        finally:
+            for transport in corked:
+                transport.uncork()
+
+    def _schedule_blocks(self, capacity: int) -> None:
         core = self.core
         length = core.length
         for index in list(self._wanted_blocks):
