@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from hyperlobby import __version__
+from hyperlobby.cli import drive
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,7 +16,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Peer-to-peer application user networking over Hypercore archives.",
     )
     parser.add_argument("--version", action="version", version=f"hyperlobby {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    drive.register(subparsers)
     return parser
 
 
@@ -25,6 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return int(handler(args))
     return 0
 
 

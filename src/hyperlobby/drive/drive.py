@@ -38,7 +38,7 @@ import asyncio
 import builtins
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -571,6 +571,44 @@ class Hyperdrive:
         await self._fetch_blob(node.value.blob, timeout)
         return self._read_blob(node)
 
+    async def stat_async(self, name: str, *, timeout: float = DEFAULT_TIMEOUT) -> Stat | None:
+        """:meth:`stat`, fetching the db blocks (and a block map) it needs."""
+        st = await self._fetching(lambda: self._stat_or_blob(name), timeout)
+        if isinstance(st, BlobId):
+            await self._fetch_range(self._require_blobs().core, st.block_offset, st.block_end, timeout)
+            return self.stat(name)
+        return st
+
+    def _stat_or_blob(self, name: str) -> Stat | BlobId | None:
+        """A stat, or the block-mapped blob whose map must be fetched before its size is known."""
+        if paths.folder(name) == "":
+            return self.stat(name)
+        node = self.entry(name)
+        if node is not None and node.value.blob is not None and node.value.blob.block_map:
+            blobs = self._require_blobs()
+            if not all(
+                blobs.core.has(i) for i in range(node.value.blob.block_offset, node.value.blob.block_end)
+            ):
+                return node.value.blob
+        return self.stat(name)
+
+    async def download_entries(
+        self,
+        entries: Iterable[Entry],
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        on_entry: Callable[[Entry], object] | None = None,
+    ) -> int:
+        """Fetch the blobs of ``entries`` (calling ``on_entry`` after each); returns blocks."""
+        await self.ready(timeout=timeout)
+        blocks = 0
+        for e in entries:
+            if e.value.blob is not None:
+                blocks += await self._fetch_blob(e.value.blob, timeout)
+            if on_entry is not None:
+                on_entry(e)
+        return blocks
+
     async def list_async(
         self, folder: str = "/", *, timeout: float = DEFAULT_TIMEOUT
     ) -> builtins.list[Entry]:
@@ -582,15 +620,10 @@ class Hyperdrive:
         """Fetch the whole db at this version and every blob under ``folder``."""
         await self.ready(timeout=timeout)
         db_blocks = await self._fetch_db(timeout)
-        files = blob_blocks = size = 0
-        for e in self.list(folder):
-            blob = e.value.blob
-            if blob is None:
-                continue
-            files += 1
-            blob_blocks += await self._fetch_blob(blob, timeout)
-            size += blob.byte_length
-        return DownloadStats(files, db_blocks, blob_blocks, size)
+        entries = [e for e in self.list(folder) if e.value.blob is not None]
+        blob_blocks = await self.download_entries(entries, timeout=timeout)
+        size = sum(e.value.blob.byte_length for e in entries if e.value.blob is not None)
+        return DownloadStats(len(entries), db_blocks, blob_blocks, size)
 
     async def _fetch_db(self, timeout: float) -> int:
         end = self.version if self._checkout is not None else self.core.length

@@ -34,6 +34,7 @@ from hyperlobby.errors import DriveError
 
 if TYPE_CHECKING:
     from hyperlobby.drive.drive import Hyperdrive
+    from hyperlobby.drive.entry import Entry
 
 Op = Literal["add", "change", "remove"]
 
@@ -199,9 +200,11 @@ def mirror_drive_to_folder(
     prefix: str = "/",
     *,
     prune: bool = False,
+    only: set[str] | None = None,
     on_change: Callable[[MirrorChange], None] | None = None,
 ) -> MirrorReport:
-    """Write the drive's files under ``prefix`` into ``dest`` (blocks must be held locally)."""
+    """Write the drive's files under ``prefix`` into ``dest`` (blocks must be held locally);
+    ``only``: just these drive paths."""
     root = Path(dest)
     root.mkdir(parents=True, exist_ok=True)
     real_root = root.resolve()
@@ -209,7 +212,10 @@ def mirror_drive_to_folder(
     report = MirrorReport()
     links = []
     wanted: set[str] = set()
-    for entry in drive.list(folder or "/"):
+    for entry in drive.list(folder or "/") if only is None else _entries(drive, only):
+        if not entry.key.startswith(folder + "/"):
+            report.errors.append(f"{entry.key}: not under {folder or '/'}")
+            continue
         rel = entry.key[len(folder) + 1 :]
         wanted.add(rel)
         report.files += 1
@@ -261,6 +267,11 @@ def mirror_drive_to_folder(
                 if on_change is not None:
                     on_change(change)
     return report
+
+
+def _entries(drive: Hyperdrive, keys: set[str]) -> list[Entry]:
+    found = (drive.entry(k) for k in sorted(keys))
+    return [e for e in found if e is not None]
 
 
 def _export_file(drive: Hyperdrive, key: str, rel: str, target: Path) -> MirrorChange | None:
