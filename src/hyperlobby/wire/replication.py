@@ -4,10 +4,11 @@ Theory of operation
 -------------------
 :class:`Replication` owns one :class:`~hyperlobby.wire.replicator.CoreReplicator` per core and
 runs a :class:`~hyperlobby.wire.session.ReplicationSession` for every connection it is given
-(any :class:`~hyperlobby.wire.stream.SecretStreamConnection`: TCP from :meth:`connect` /
-:meth:`listen`, or one a discovery layer made). On each connection it offers every core in the
-store; a core the remote also holds gets a channel, and a core opened later is offered on the
-live connections at once. The only I/O here is moving frames between the sessions and the
+(TCP from :meth:`connect` / :meth:`listen`, or any
+:class:`~hyperlobby.wire.stream.SecretStreamConnection` a discovery layer made). On each
+connection it offers the cores added with :meth:`add` (a core added later is offered on the live
+connections at once) and answers the remote's offers for any core the store holds, as corestore
+does. The only I/O here is moving frames between the sessions and the
 sockets, and a one-second tick that lets silent peers' requests time out.
 
 User-facing calls (:meth:`get`, :meth:`update`, :meth:`download`) translate into wants on the
@@ -250,14 +251,14 @@ class Replication:
         self._flush_all()
 
     def _open_all(self, session: ReplicationSession) -> None:
-        """Offer every core we replicate, and every core in the store, on a new connection."""
+        """Offer the cores we replicate on a new connection.
+
+        Like corestore, only cores someone asked to replicate (:meth:`add`) are offered up front;
+        the remote's opens for any other core in the store are answered when they arrive, so a
+        store with thousands of cores does not open thousands of channels per connection.
+        """
         for rep in list(self._replicators.values()):
             session.open(rep)
-        for info in self.store.list():
-            if info.discovery_key not in self._replicators:
-                found = self._resolve(info.discovery_key)
-                if found is not None:
-                    session.open(found)
 
     @property
     def connections(self) -> int:
