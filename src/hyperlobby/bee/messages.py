@@ -28,7 +28,7 @@ from hyperlobby.encoding.protobuf import (
     decode_varint,
     skip_field,
 )
-from hyperlobby.errors import DecodeError
+from hyperlobby.errors import DecodeError, EncodeError
 
 BytesLike = bytes | bytearray | memoryview
 
@@ -65,8 +65,12 @@ _VARINTS: list[bytes] = [bytes((i,)) for i in range(0x80)] + [
 
 def _packed(numbers: tuple[int, ...] | list[int]) -> bytes:
     """Concatenated varints (the payload of a packed repeated field)."""
-    table = _VARINTS
-    return b"".join([table[n] if n < _SMALL else _varint(n) for n in numbers])
+    if numbers and min(numbers) < 0:
+        raise EncodeError("hyperbee index numbers are non-negative", value=min(numbers))
+    try:
+        return b"".join(map(_VARINTS.__getitem__, numbers))
+    except IndexError:
+        return b"".join([_VARINTS[n] if n < _SMALL else _varint(n) for n in numbers])
 
 
 def _read_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
