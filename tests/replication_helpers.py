@@ -416,13 +416,11 @@ def trust_length(reader: Hypercore, writer: Hypercore) -> None:
     reader.verify_and_store(proof)
 
 
-async def raw_secret_stream(
-    port: int, *, send_header: bool = True
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, SecretStream]:
-    """Connect and complete the Noise handshake by hand; returns the raw socket pair.
+async def raw_secret_stream(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, SecretStream]:
+    """Connect, complete the Noise handshake by hand and send our id/header frame.
 
-    With ``send_header`` our id/header frame is written too, so the next bytes we write are
-    read by the peer as encrypted messages.
+    Returns the raw socket pair: the next bytes written are read by the peer as encrypted
+    messages (frames we make up, or garbage).
     """
     reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), WAIT)
     ss = SecretStream(True)
@@ -434,19 +432,10 @@ async def raw_secret_stream(
             if not chunk:
                 pytest.fail("the honest peer closed the connection during the handshake")
             events = ss.receive_data(chunk)
-            out = ss.data_to_send()
+            writer.write(ss.data_to_send())  # Noise replies; after the last one, our header
+            await writer.drain()
             if any(isinstance(e, HandshakeComplete) for e in events):
-                if send_header:
-                    writer.write(out)
-                else:
-                    # Noise msg3 precedes our header in ``out``: send only msg3.
-                    msg3_len = int.from_bytes(out[:3], "little")
-                    writer.write(out[: 3 + msg3_len])
-                await writer.drain()
                 return
-            if out:
-                writer.write(out)
-                await writer.drain()
 
     await asyncio.wait_for(shake(), WAIT)
     return reader, writer, ss

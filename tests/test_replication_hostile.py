@@ -21,7 +21,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -32,7 +32,15 @@ from hyperlobby.crypto.caps import replication_capability
 from hyperlobby.errors import DecodeError, HandshakeError, HyperlobbyError, ProtocolError
 from hyperlobby.wire import replication as replication_module
 from hyperlobby.wire.connection import ReplicationConnection
-from hyperlobby.wire.messages import ALIASES, HYPERCORE_MESSAGES, PROTOCOL, Handshake, encode_handshake
+from hyperlobby.wire.messages import (
+    ALIASES,
+    HYPERCORE_MESSAGES,
+    PROTOCOL,
+    Data,
+    Handshake,
+    Message,
+    encode_handshake,
+)
 from hyperlobby.wire.protomux import Mux
 from hyperlobby.wire.stream import SecretStreamConnection, connect, serve
 from replication_helpers import (
@@ -121,6 +129,8 @@ async def scene(compat: bool = False) -> AsyncIterator[Scene]:
 async def during_attack(s: Scene, attack: Awaitable[object]) -> None:
     """Run the attack and the rest of the honest download at the same time."""
     await asyncio.gather(attack, s.finish_honest_reader())
+    # The hostile connection is gone on the server too; the honest reader's is still there.
+    await wait_until(lambda: s.server.rep.connections == 1, "the server to drop the hostile peer")
 
 
 # --- hostile data: a real session whose answers are rewritten -----------------------------------
@@ -423,5 +433,35 @@ async def test_reader_drops_a_hostile_server_and_completes_from_an_honest_one(re
 
             await reader.connect(await honest.listen())
             await reader.rep.wait_downloaded(copy, len(W_BLOCKS), timeout=WAIT)
+        assert [copy.get(i) for i in range(len(W_BLOCKS))] == W_BLOCKS
+        assert len(reader.errors) == 1
+
+
+def forge_upgrade(msg: Message) -> Message | None:
+    """Every upgrade carries a signature with one bit flipped (tree nodes genuine)."""
+    if isinstance(msg, Data) and msg.upgrade is not None:
+        sig = bytearray(msg.upgrade.signature)
+        sig[-1] ^= 1
+        return replace(msg, upgrade=replace(msg.upgrade, signature=bytes(sig)))
+    return msg
+
+
+@pytest.mark.parametrize("compat", [False, True], ids=["manifest", "compat"])
+async def test_reader_rejects_a_forged_upgrade_signature(compat: bool) -> None:
+    async with Node() as honest, Node() as reader:
+        core = new_writer(honest.store, compat, "signed")
+        core.append(W_BLOCKS)
+        honest.rep.add(core)
+        copy = reader.store.get(key=core.key)
+        reader.rep.add(copy)
+        async with hostile_server(core, forge_upgrade) as hostile_port:
+            await reader.connect(hostile_port)
+            reader.rep.download(copy)
+            err = await reader.wait_error("the reader to drop the hostile server", HOSTILE_WAIT)
+            assert isinstance(err, ProtocolError)
+            assert copy.length == 0 and copy.signature is None  # the forged length was not adopted
+
+            await reader.connect(await honest.listen())
+            assert await reader.fetch_all(copy) == len(W_BLOCKS)
         assert [copy.get(i) for i in range(len(W_BLOCKS))] == W_BLOCKS
         assert len(reader.errors) == 1
