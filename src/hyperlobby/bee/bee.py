@@ -514,8 +514,9 @@ class Batch:
     del_ = delete
 
     def get(self, key: Any) -> BeeEntry | None:
-        writer = self._writer if self._writer is not None else self.bee._writer(False)
-        found = writer.get(self.bee._enc_key(key))
+        if self._writer is None:
+            return self.bee.get(key)
+        found = self._writer.get(self.bee._enc_key(key))
         return None if found is None else self.bee._final(found)
 
     @property
