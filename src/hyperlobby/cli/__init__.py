@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from hyperlobby import __version__
-from hyperlobby.cli import drive
+from hyperlobby.cli import drive, social
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hyperlobby {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     drive.register(subparsers)
+    social.register(subparsers)
     return parser
 
 
