@@ -94,8 +94,12 @@ class ReplicationConnection(asyncio.Protocol):
                     continue
                 try:
                     session.receive(event.data)
-                except ProtocolError as err:
+                except HyperlobbyError as err:  # a peer fault, or storage failing under it
                     self.abort(err)
+                    return
+                except Exception as exc:  # a bug of ours: drop this peer, keep the node alive
+                    _log.exception("replication session failed")
+                    self.abort(ProtocolError("internal error while handling a peer message", cause=repr(exc)))
                     return
             elif isinstance(event, HandshakeComplete):
                 session = self._start_session(event)

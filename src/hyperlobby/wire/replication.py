@@ -55,6 +55,8 @@ class Replication:
         key_pair: KeyPair | None = None,
         request_timeout: float = 20.0,
         max_inflight: int = 128,
+        handshake_timeout: float = 10.0,
+        keepalive: float | None = 5.0,
         on_error: Callable[[HyperlobbyError], None] | None = None,
     ) -> None:
         self.store = store
@@ -65,6 +67,8 @@ class Replication:
         self._noise_keys = _NoiseKeys(kp.public_key, kp.secret_key)
         self.request_timeout = request_timeout
         self.max_inflight = max_inflight
+        self.handshake_timeout = handshake_timeout
+        self.keepalive = keepalive
         self.on_error = on_error
         self._replicators: dict[bytes, CoreReplicator] = {}  # discovery key -> replicator
         self._connections: dict[object, _Flushable] = {}  # live connections, each able to flush
@@ -206,9 +210,7 @@ class Replication:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(timeout):
-                _, conn = await loop.create_connection(
-                    lambda: ReplicationConnection(self, True, self._noise_keys), host, port
-                )
+                _, conn = await loop.create_connection(lambda: self._protocol(True), host, port)
                 await conn.ready
         except TimeoutError:
             raise HandshakeError("connect timed out", host=host, port=port) from None
@@ -234,6 +236,15 @@ class Replication:
         return str(sock[0]), int(sock[1])
 
     # --- hooks for ReplicationConnection ---------------------------------------------------------
+
+    def _protocol(self, is_initiator: bool) -> ReplicationConnection:
+        return ReplicationConnection(
+            self,
+            is_initiator,
+            self._noise_keys,
+            handshake_timeout=self.handshake_timeout,
+            keepalive=self.keepalive,
+        )
 
     def _session_for(self, is_initiator: bool, handshake_hash: bytes) -> ReplicationSession:
         return ReplicationSession(self._resolve, is_initiator=is_initiator, handshake_hash=handshake_hash)
