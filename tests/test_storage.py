@@ -148,7 +148,7 @@ def test_sqlite_is_wal_and_versioned(tmp_path: Path) -> None:
     SqliteStorage(path).close()
     raw = sqlite3.connect(path)
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
     raw.execute("PRAGMA user_version = 99")
     raw.commit()
     raw.close()

@@ -266,6 +266,24 @@ def assemble(inputs: Sequence[SignatureInput]) -> bytes:
     return c.encode(multi_signature_codec, MultiSignature(tuple(proofs), tuple(nodes)))
 
 
+def _single_container_parts() -> tuple[bytes, bytes]:
+    """The bytes around the signature in a one-signer, unpatched v1 container.
+
+    Derived from :func:`assemble` itself (not hand-written), so the fast signing path in
+    :meth:`Verifier.sign` cannot drift from the codec.
+    """
+    a = assemble([SignatureInput(0, b"\x00" * 64)])
+    b = assemble([SignatureInput(0, b"\xff" * 64)])
+    start = next(i for i in range(len(a)) if a[i] != b[i])
+    head, tail = a[:start], a[start + 64 :]
+    if head + b"\xff" * 64 + tail != b:  # pragma: no cover - a codec change would break this
+        raise AssertionError("unexpected multisig container layout")
+    return head, tail
+
+
+_SINGLE_HEAD, _SINGLE_TAIL = _single_container_parts()
+
+
 def _right_span(index: int) -> int:
     """Rightmost leaf index under flat-tree node ``index`` (depth = trailing one bits)."""
     depth = (~index & (index + 1)).bit_length() - 1
@@ -316,6 +334,7 @@ class Verifier:
     """
 
     __slots__ = (
+        "_plan",
         "allow_patch",
         "compat",
         "key",
@@ -344,6 +363,7 @@ class Verifier:
         self.quorum = 1 if self.compat else manifest.quorum
         self.signers: tuple[Signer, ...] = manifest.signers
         self.prologue = None if self.compat else manifest.prologue
+        self._plan: tuple[bytes, bytes, bool] | None = None
 
     @classmethod
     def from_manifest(cls, manifest: Manifest, legacy: bool = False) -> Verifier:
@@ -419,15 +439,32 @@ class Verifier:
     def sign(self, tree_hash: bytes, length: int, fork: int, key_pair: keys.KeyPair) -> bytes:
         """Sign a tree head as JS does: raw 64 bytes for compat/v0 and for one signer of many
         (a partial signature to :meth:`assemble`), the 68-byte container for a v1+ single signer.
+
+        A writer signs every append, so the parts that do not change between heads (which signer
+        we are, the signable's prefix, whether to wrap) are worked out once per key pair.
         """
-        if key_pair.secret_key is None:
+        secret_key = key_pair.secret_key
+        if secret_key is None:
             raise InvalidKeyError("signing needs a secret key")
+        plan = self._plan
+        if plan is None or plan[0] != key_pair.public_key:
+            plan = self._plan = self._signing_plan(key_pair.public_key)
+        _check_head(tree_hash, length, fork)
+        raw = keys.sign(plan[1] + tree_hash + _U64X2.pack(length, fork), secret_key)
+        return _SINGLE_HEAD + raw + _SINGLE_TAIL if plan[2] else raw
+
+    def _signing_plan(self, public_key: bytes) -> tuple[bytes, bytes, bool]:
+        """(public key, signable prefix, wrap in a one-proof container) for this signer.
+
+        The prefix is what :meth:`signable` puts before the tree hash, for every kind of core.
+        """
         for index, signer in enumerate(self.signers):
-            if signer.public_key == key_pair.public_key:
-                raw = keys.sign(self.signable(tree_hash, length, fork, index), key_pair.secret_key)
-                if len(self.signers) != 1 or self.version == 0:
-                    return raw
-                return assemble([SignatureInput(0, raw)])
+            if signer.public_key == public_key:
+                if self.compat:
+                    prefix = b"" if self.legacy else TREE
+                else:
+                    prefix = TREE + (self.signers[index].namespace if self.version == 0 else self.key)
+                return public_key, prefix, len(self.signers) == 1 and self.version != 0
         raise InvalidKeyError("the public key is not a declared signer of this core")
 
     def assemble(self, inputs: Sequence[SignatureInput]) -> bytes:

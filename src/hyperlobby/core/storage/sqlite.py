@@ -11,8 +11,17 @@ Layout (schema version in ``PRAGMA user_version``):
 * ``blocks(k, data)``: a rowid table keyed by ``core_id << 40 | index``. A plain integer rowid
   is the cheapest key SQLite has, and rowid tables are the right home for large blobs (they
   spill into overflow pages without disturbing the b-tree).
-* ``nodes(core, idx, size, hash)``, ``bitfield(core, page, data)``, ``user_data(core, name,
-  value)``: small rows, stored ``WITHOUT ROWID`` so the primary key is the b-tree itself.
+* ``nodes(k, v)``: Merkle nodes grouped by the block they end at. Every node's span ends at one
+  leaf (its ``right_span``); the nodes ending at block ``g`` are the leaf ``2g`` and its first
+  ``trailing_ones(g)`` ancestors, i.e. exactly the nodes an append of block ``g`` creates. So one
+  row keyed like ``blocks`` (``core_id << 40 | g``) holds that *group*, as 41-byte entries
+  ``(u8 depth, u64le size, hash32)`` sorted by depth. An append of one block writes one node row
+  instead of ~2, a batch of 100 writes 100 instead of ~200 (rows, not bytes, are what SQLite
+  charges for), and a full group, the only kind an append produces, is written blindly with
+  ``INSERT OR REPLACE``. Nodes that arrive piecemeal (proofs) are merged into their group's row
+  (read, merge, write); deleting nodes rewrites the rows they sit in.
+* ``bitfield(core, page, data)``, ``user_data(core, name, value)``: small rows, stored
+  ``WITHOUT ROWID`` so the primary key is the b-tree itself.
 
 Atomicity and durability: each :meth:`SqliteStorage.write` is one ``BEGIN IMMEDIATE … COMMIT``
 transaction, so a reader (another connection, another process, or the same process after a
@@ -26,11 +35,21 @@ an append to the ``-wal`` file; ``synchronous`` decides when it is fsync'ed:
 * ``"full"``: the WAL is fsync'ed on every commit, so a returned append also survives a power
   cut. It costs one fsync per append (the benchmark prints both).
 
-Speed: the WAL is checkpointed every ~40 MiB (``_WAL_CHECKPOINT_PAGES``), not every 4 MiB,
-because each checkpoint fsyncs. An in-order append writes no bitfield page (the contiguous
-length lives in the head row). Statements are fixed strings, so the ``sqlite3`` module's
-statement cache prepares each once; multi-row writes go through ``executemany``; there is no
-schema work after open.
+Speed: an append is one transaction of three statements (blocks, node groups, head row); an
+in-order append writes no bitfield page (the contiguous length lives in the head row).
+Statements are fixed strings, so the ``sqlite3`` module's statement cache prepares each once.
+
+Checkpoints: a checkpoint (copying the WAL back into the database) fsyncs twice even in
+``normal`` mode, and with SQLite's default of doing it inside the commit that crosses the
+threshold it dominated the cost of appends (most of the time of a 1 MiB append). So a
+background thread with its own connection runs ``PASSIVE`` checkpoints once the writer has
+put ~``_CHECKPOINT_BYTES`` into the WAL since it was last reset. A passive checkpoint never
+blocks the writer, but the WAL only starts over from its beginning when a write finds it fully
+copied, which never happens while the writer keeps appending. So once a background round has
+copied most of it, the writer itself checkpoints the small remainder (cheap: little is left to
+sync) and its next commit restarts the WAL. If the writer outpaces the disk, SQLite's own
+``wal_autocheckpoint`` at ``_WAL_HARD_LIMIT_PAGES`` makes it wait, so the WAL stays bounded.
+Checkpoints are SQLite's own crash-safe operation: none of this changes what a commit means.
 
 Threads: the connection is created with ``check_same_thread=False`` so an asyncio program may
 use it from an executor thread, but callers must not use one Store from two threads at once.
@@ -38,8 +57,11 @@ use it from an executor thread, but callers must not use one Store from two thre
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import struct
+import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -57,10 +79,18 @@ from hyperlobby.errors import StorageError
 Durability = Literal["normal", "full"]
 
 _SHIFT = 40
-_WAL_CHECKPOINT_PAGES = 10_000
-"""Checkpoint the WAL every ~40 MiB instead of SQLite's 4 MiB: a checkpoint is an fsync even in
-``normal`` mode, and at the default it dominated the cost of small appends (measured ~1.5x)."""
+_CHECKPOINT_BYTES = 32 << 20
+"""WAL growth (estimated from what we commit) after which a background checkpoint starts."""
+_TAIL_BYTES = _CHECKPOINT_BYTES
+"""Once a background round is done and at most this was committed meanwhile, the writer copies
+the remainder itself so that its next commit restarts the WAL from the beginning (if more, one
+more background round goes first). This bounds both the writer's wait and the WAL's size."""
+_WAL_HARD_LIMIT_PAGES = 65_536
+"""SQLite's own (blocking) autocheckpoint, ~256 MiB: only reached when the background thread
+cannot keep up, and then it throttles the writer to the disk's speed."""
 _ROOT = struct.Struct("<QQ32s")
+_ENTRY = struct.Struct("<BQ32s")
+_ENTRY_SIZE = _ENTRY.size
 _MAX_INDEX = MAX_BLOCKS_PER_CORE - 1
 
 _SCHEMA = (
@@ -79,10 +109,7 @@ _SCHEMA = (
         contiguous INTEGER NOT NULL DEFAULT 0
     )""",
     "CREATE TABLE blocks (k INTEGER PRIMARY KEY, data BLOB NOT NULL)",
-    """CREATE TABLE nodes (
-        core INTEGER NOT NULL, idx INTEGER NOT NULL, size INTEGER NOT NULL, hash BLOB NOT NULL,
-        PRIMARY KEY (core, idx)
-    ) WITHOUT ROWID""",
+    "CREATE TABLE nodes (k INTEGER PRIMARY KEY, v BLOB NOT NULL)",
     """CREATE TABLE bitfield (
         core INTEGER NOT NULL, page INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (core, page)
     ) WITHOUT ROWID""",
@@ -105,6 +132,32 @@ def unpack_roots(raw: bytes) -> tuple[TreeNode, ...]:
     return tuple(TreeNode(i, s, h) for i, s, h in _ROOT.iter_unpack(raw))
 
 
+def _depth(index: int) -> int:
+    return ((index + 1) & -(index + 1)).bit_length() - 1
+
+
+def _group_of(index: int) -> tuple[int, int]:
+    """(group, depth) of tree node ``index``: the block its span ends at, and its height."""
+    d = ((index + 1) & -(index + 1)).bit_length() - 1
+    return (index + (1 << d) - 1) >> 1, d
+
+
+def _unpack_group(g: int, raw: bytes) -> dict[int, TreeNode]:
+    """Nodes of group ``g`` by depth."""
+    if len(raw) % _ENTRY_SIZE:
+        raise StorageError("stored tree nodes are corrupt", group=g, length=len(raw))
+    out: dict[int, TreeNode] = {}
+    two_g = 2 * g
+    for d, size, h in _ENTRY.iter_unpack(raw):
+        out[d] = TreeNode(two_g - (1 << d) + 1, size, h)
+    return out
+
+
+def _pack_group(nodes: dict[int, TreeNode]) -> bytes:
+    pack = _ENTRY.pack
+    return b"".join([pack(d, nodes[d].size, nodes[d].hash) for d in sorted(nodes)])
+
+
 class SqliteStorage:
     """A :class:`~hyperlobby.core.storage.base.StorageBackend` in one SQLite file (or ``:memory:``)."""
 
@@ -123,12 +176,17 @@ class SqliteStorage:
                 raise StorageError("could not switch the database to WAL mode", path=self.path, mode=mode)
             self._db.execute(f"PRAGMA synchronous = {durability.upper()}")
             self._db.execute("PRAGMA cache_size = -65536")
-            self._db.execute(f"PRAGMA wal_autocheckpoint = {_WAL_CHECKPOINT_PAGES}")
+            self._db.execute(f"PRAGMA wal_autocheckpoint = {_WAL_HARD_LIMIT_PAGES}")
             self._db.execute("PRAGMA temp_store = MEMORY")
             self._init_schema()
         except sqlite3.Error as err:
             raise StorageError("cannot open the storage database", path=self.path, reason=str(err)) from err
         self._closed = False
+        self._wal_bytes = 0
+        self._next_round = _CHECKPOINT_BYTES
+        self._checkpointer: _Checkpointer | None = None
+        if self.path != ":memory:" and not self.path.startswith("file:"):
+            self._checkpointer = _Checkpointer(self.path, durability)
 
     def _init_schema(self) -> None:
         db = self._db
@@ -275,12 +333,25 @@ class SqliteStorage:
         return row is not None
 
     def get_node(self, core_id: int, index: int) -> TreeNode | None:
+        if index < 0:
+            return None
+        d = ((index + 1) & -(index + 1)).bit_length() - 1
+        g = (index + (1 << d) - 1) >> 1
+        if g > _MAX_INDEX:
+            return None
         row = (
             self._check_open()
-            .execute("SELECT size, hash FROM nodes WHERE core = ? AND idx = ?", (core_id, index))
+            .execute("SELECT v FROM nodes WHERE k = ?", ((core_id << _SHIFT) | g,))
             .fetchone()
         )
-        return None if row is None else TreeNode(index, row[0], row[1])
+        if row is None:
+            return None
+        raw: bytes = row[0]
+        at = d * _ENTRY_SIZE
+        if len(raw) > at and raw[at] == d:  # a full group: depth d is entry d
+            _, size, h = _ENTRY.unpack_from(raw, at)
+            return TreeNode(index, size, h)
+        return _unpack_group(g, raw).get(d)
 
     def get_bitfield_pages(self, core_id: int) -> dict[int, bytes]:
         rows = self._check_open().execute("SELECT page, data FROM bitfield WHERE core = ?", (core_id,))
@@ -298,6 +369,7 @@ class SqliteStorage:
         db = self._check_open()
         validate_batch(batch)
         base = core_id << _SHIFT
+        groups = self._group_nodes(batch.nodes) if batch.nodes else None
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -307,14 +379,9 @@ class SqliteStorage:
                         (base + batch.truncate_blocks_from, base + MAX_BLOCKS_PER_CORE),
                     )
                 if batch.truncate_nodes_from is not None:
-                    db.execute(
-                        "DELETE FROM nodes WHERE core = ? AND idx >= ?", (core_id, batch.truncate_nodes_from)
-                    )
+                    self._truncate_nodes(db, base, batch.truncate_nodes_from)
                 if batch.delete_nodes:
-                    db.executemany(
-                        "DELETE FROM nodes WHERE core = ? AND idx = ?",
-                        [(core_id, n) for n in batch.delete_nodes],
-                    )
+                    self._delete_nodes(db, base, batch.delete_nodes)
                 blocks = batch.blocks
                 if len(blocks) == 1:
                     db.execute(
@@ -326,11 +393,8 @@ class SqliteStorage:
                         "INSERT OR REPLACE INTO blocks (k, data) VALUES (?, ?)",
                         [(base + i, v) for i, v in blocks],
                     )
-                if batch.nodes:
-                    db.executemany(
-                        "INSERT OR REPLACE INTO nodes (core, idx, size, hash) VALUES (?, ?, ?, ?)",
-                        [(core_id, n.index, n.size, n.hash) for n in batch.nodes],
-                    )
+                if groups is not None:
+                    self._write_groups(db, base, *groups)
                 if batch.bitfield_pages:
                     db.executemany(
                         "INSERT OR REPLACE INTO bitfield (core, page, data) VALUES (?, ?, ?)",
@@ -370,12 +434,218 @@ class SqliteStorage:
                 raise
         except sqlite3.Error as err:
             raise StorageError("write to storage failed", core_id=core_id, reason=str(err)) from err
+        if self._checkpointer is not None:
+            self._after_commit(batch)
+
+    # --- node groups (see the module docstring) --------------------------------------------------
+
+    @staticmethod
+    def _group_nodes(
+        nodes: Iterable[TreeNode],
+    ) -> tuple[list[tuple[int, bytes]], dict[int, dict[int, TreeNode]]]:
+        """Split nodes into whole groups (packed, ready to write) and partial ones (to merge).
+
+        An append lists each group's nodes leaf first, then upwards, so a whole group is
+        recognised as a run of depths 0, 1, ..., ``trailing_ones(g)``; anything else is partial.
+        A node given twice keeps its last value, as with one row per node.
+        """
+        pack = _ENTRY.pack
+        whole: dict[int, bytes] = {}
+        partial: dict[int, dict[int, TreeNode]] = {}
+
+        def add_partial(g: int, d: int, node: TreeNode) -> None:
+            if g in whole:
+                partial[g] = _unpack_group(g, whole.pop(g))
+            partial.setdefault(g, {})[d] = node
+
+        run: list[TreeNode] = []
+        run_group = -1
+        for node in nodes:
+            index = node.index
+            d = ((index + 1) & -(index + 1)).bit_length() - 1
+            g = (index + (1 << d) - 1) >> 1
+            if g > _MAX_INDEX:
+                raise StorageError("tree node is outside the largest possible tree", index=index)
+            if not (g == run_group and d == len(run)):
+                for k, pending in enumerate(run):  # an unfinished run: its nodes are pieces
+                    add_partial(run_group, k, pending)
+                run = []
+                run_group = -1
+                if d:
+                    add_partial(g, d, node)
+                    continue
+                run_group = g
+            run.append(node)
+            if len(run) == ((g + 1) & -(g + 1)).bit_length():  # depths 0 ..= trailing_ones(g)
+                if g in partial:
+                    partial[g].update(enumerate(run))
+                else:
+                    whole[g] = b"".join([pack(k, n.size, n.hash) for k, n in enumerate(run)])
+                run = []
+                run_group = -1
+        for k, pending in enumerate(run):
+            add_partial(run_group, k, pending)
+        return list(whole.items()), partial
+
+    @staticmethod
+    def _write_groups(
+        db: sqlite3.Connection,
+        base: int,
+        whole: list[tuple[int, bytes]],
+        partial: dict[int, dict[int, TreeNode]],
+    ) -> None:
+        if len(whole) == 1:
+            db.execute("INSERT OR REPLACE INTO nodes (k, v) VALUES (?, ?)", (base + whole[0][0], whole[0][1]))
+        elif whole:
+            db.executemany(
+                "INSERT OR REPLACE INTO nodes (k, v) VALUES (?, ?)", [(base + g, v) for g, v in whole]
+            )
+        for g, nodes in partial.items():
+            row = db.execute("SELECT v FROM nodes WHERE k = ?", (base + g,)).fetchone()
+            if row is not None:
+                merged = _unpack_group(g, row[0])
+                merged.update(nodes)
+                nodes = merged
+            db.execute("INSERT OR REPLACE INTO nodes (k, v) VALUES (?, ?)", (base + g, _pack_group(nodes)))
+
+    @staticmethod
+    def _rewrite_group(db: sqlite3.Connection, base: int, g: int, keep: dict[int, TreeNode]) -> None:
+        if keep:
+            db.execute("INSERT OR REPLACE INTO nodes (k, v) VALUES (?, ?)", (base + g, _pack_group(keep)))
+        else:
+            db.execute("DELETE FROM nodes WHERE k = ?", (base + g,))
+
+    def _truncate_nodes(self, db: sqlite3.Connection, base: int, cut: int) -> None:
+        """Delete every node with index >= ``cut``.
+
+        Those nodes sit in groups ``g >= ceil(cut / 2)`` (a span ends at or after its index), and
+        such a group is dropped whole unless its deepest nodes start left of ``cut``. At most one
+        group per depth is in that case (the first ``g >= ceil(cut / 2)`` with that many trailing
+        one-bits), so those few are rewritten and the rest deleted with one range delete.
+        """
+        lo = (cut + 1) >> 1
+        if lo > _MAX_INDEX:
+            return
+        keep: dict[int, dict[int, TreeNode]] = {}
+        for depth in range(_SHIFT + 1):
+            g = lo | ((1 << depth) - 1)
+            if g > _MAX_INDEX or g in keep:
+                continue
+            if 2 * g - (1 << depth) + 1 >= cut:
+                continue
+            row = db.execute("SELECT v FROM nodes WHERE k = ?", (base + g,)).fetchone()
+            if row is not None:
+                keep[g] = {d: n for d, n in _unpack_group(g, row[0]).items() if n.index < cut}
+        db.execute("DELETE FROM nodes WHERE k >= ? AND k < ?", (base + lo, base + MAX_BLOCKS_PER_CORE))
+        for g, nodes in keep.items():
+            if nodes:
+                self._rewrite_group(db, base, g, nodes)
+
+    def _delete_nodes(self, db: sqlite3.Connection, base: int, indexes: Iterable[int]) -> None:
+        drop: dict[int, set[int]] = {}
+        for index in indexes:
+            g, d = _group_of(index)
+            if g <= _MAX_INDEX:
+                drop.setdefault(g, set()).add(d)
+        for g, depths in drop.items():
+            row = db.execute("SELECT v FROM nodes WHERE k = ?", (base + g,)).fetchone()
+            if row is not None:
+                nodes = _unpack_group(g, row[0])
+                self._rewrite_group(db, base, g, {d: n for d, n in nodes.items() if d not in depths})
+
+    # --- checkpoints (see the module docstring) --------------------------------------------------
+
+    def _after_commit(self, batch: WriteBatch) -> None:
+        """Account for what the commit put in the WAL and start or finish a checkpoint."""
+        # Frames are whole pages: ~3 b-tree pages per commit, plus the block bytes.
+        blocks = batch.blocks
+        self._wal_bytes += 12_288 + sum([len(v) for _, v in blocks]) + 64 * len(blocks)
+        ckpt = self._checkpointer
+        assert ckpt is not None
+        if ckpt.busy:
+            return
+        if ckpt.done_at is not None:
+            # A round just finished: if little was written meanwhile, copy that little here, so
+            # that the WAL is fully copied and the next commit starts it over from the beginning.
+            if self._wal_bytes - ckpt.done_at <= _TAIL_BYTES:
+                try:
+                    busy, log, done = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error:
+                    busy, log, done = 1, 0, 0  # retried with the next round
+                if not busy and log == done:
+                    self._wal_bytes = 0
+                ckpt.done_at = None
+                self._next_round = self._wal_bytes + _CHECKPOINT_BYTES
+                return
+            ckpt.done_at = None
+            ckpt.start(self._wal_bytes)
+            return
+        if self._wal_bytes >= self._next_round:
+            ckpt.start(self._wal_bytes)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         try:
             self._db.close()
         except sqlite3.Error as err:
             raise StorageError("closing the storage database failed", reason=str(err)) from err
+
+
+class _Checkpointer:
+    """A thread with its own connection that runs ``PASSIVE`` checkpoints on request.
+
+    ``busy`` is true while a round runs; ``done_at`` is the writer's WAL byte count when the
+    last round was requested (so the writer knows how much it added since). A failed round is
+    ignored: the next request (or SQLite's own autocheckpoint) tries again.
+    """
+
+    def __init__(self, path: str, durability: Durability) -> None:
+        self._path = path
+        self._durability = durability
+        self._wake = threading.Event()
+        self._stopping = False
+        self.busy = False
+        self.done_at: int | None = None
+        self._requested_at = 0
+        self._thread: threading.Thread | None = None
+
+    def start(self, wal_bytes: int) -> None:
+        self.busy = True
+        self.done_at = None
+        self._requested_at = wal_bytes
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="hyperlobby-checkpoint", daemon=True)
+            self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        try:
+            db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error:
+            self.busy = False
+            return
+        try:
+            db.execute("PRAGMA busy_timeout = 100")
+            db.execute(f"PRAGMA synchronous = {self._durability.upper()}")
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stopping:
+                    return
+                requested = self._requested_at
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                self.done_at = requested
+                self.busy = False
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
