@@ -13,10 +13,9 @@ import os
 import stat
 from pathlib import Path
 
-from social_helpers import CLI, WAIT, NodeProcs, friends, make_identity, sessions, until
-
 from conftest import ROOT
 from hyperlobby.social.control import call
+from social_helpers import CLI, WAIT, NodeProcs, friends, make_identity, sessions, until
 
 FAST = ["--interval", "0.4", "--grace", "0.4"]
 
@@ -79,7 +78,9 @@ async def test_three_users_on_loopback(tmp_path: Path) -> None:
             await until(lambda h=h: sessions(h), lambda ss: ss == [], "C's session stale (hidden)")
             [stale] = await sessions(h, include_stale=True)
             assert stale["state"] == "stale" and stale["peers"] == 3
-            [carol] = await until(lambda h=h: friends(h), lambda fs: fs[0]["status"] == "offline", "C offline")
+            [carol] = await until(
+                lambda h=h: friends(h), lambda fs: fs[0]["status"] == "offline", "C offline"
+            )
             assert carol["name"] == "Carol"  # last known profile
 
         # C comes back: a leftover session.json from the crash is removed at start
@@ -88,7 +89,9 @@ async def test_three_users_on_loopback(tmp_path: Path) -> None:
             await until(lambda h=h: sessions(h, include_stale=True), lambda ss: ss == [], "leftover removed")
         await call(hc, "host.start", {"name": "Round two", "url": lobby, "max_peers": 2})
         for h in (ha, hb):
-            await until(lambda h=h: sessions(h), lambda ss: ss and ss[0]["name"] == "Round two", "new session")
+            await until(
+                lambda h=h: sessions(h), lambda ss: ss and ss[0]["name"] == "Round two", "new session"
+            )
 
         # C stops cleanly: the session disappears
         assert (await call(hc, "host.stop"))["removed"] is True

@@ -204,7 +204,11 @@ class Directory:
                 del f.problems[:-8]
                 found.append(Problem(key, file, message))
 
-        if isinstance(profile, BaseException):
+        if isinstance(profile, ProfileError):  # judged from the entry alone (e.g. too large)
+            f.received = True
+            f.profile_error = str(profile)
+            problem("profile.json", f.profile_error)
+        elif isinstance(profile, BaseException):
             f.read_error = _describe(profile)
             problem("profile.json", f"could not be read: {f.read_error}")
         elif profile is None:
@@ -220,7 +224,11 @@ class Directory:
                 f.profile_error = str(err)
                 problem("profile.json", f.profile_error)
 
-        if isinstance(session, BaseException):
+        if isinstance(session, ProfileError):
+            f.session = None
+            f.session_error = str(session)
+            problem("session.json", f.session_error)
+        elif isinstance(session, BaseException):
             problem("session.json", f"could not be read: {_describe(session)}")
         elif session is None:
             f.session = None

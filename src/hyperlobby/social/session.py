@@ -69,9 +69,7 @@ class Session:
     def check_time(self, now_ms: int, skew_ms: int = DEFAULT_SKEW_MS) -> Session:
         """Refuse a heartbeat further in the future than the clock skew we tolerate."""
         if self.last_update > now_ms + skew_ms:
-            raise ProfileError(
-                "last_update is in the future", last_update=self.last_update, now=now_ms, skew_ms=skew_ms
-            )
+            raise ProfileError("last_update is in the future", last_update=self.last_update, skew_ms=skew_ms)
         return self
 
     def beat(self, now_ms: int) -> Session:
