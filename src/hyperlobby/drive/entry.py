@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -182,7 +183,12 @@ def _utf8(text: str) -> bytes:
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f\ud800-\udfff]')
+
+
 def _js_string(s: str) -> str:
+    if _NEEDS_ESCAPE.search(s) is None:  # the common case: nothing to escape
+        return '"' + s + '"'
     out = ['"']
     for ch in s:
         esc = _ESCAPES.get(ch)
