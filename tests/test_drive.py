@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from drive_helpers import gen
+from hyperlobby.bee import Hyperbee, Metadata
 from hyperlobby.core.store import Store
 from hyperlobby.drive import (
     BLOCK_SIZE,
@@ -156,6 +157,28 @@ def test_blobs_key_derivation_vector() -> None:
     assert d.core.manifest is not None
     assert content_key(d.core.manifest, d.key) == d.content_key
     assert d.blobs is not None and d.blobs.core.writable
+
+
+def test_blobs_key_from_header_content_feed() -> None:
+    """Legacy drives name their blobs core in the header (metadata.contentFeed): it wins."""
+    store = Store(":memory:")
+    legacy_blobs = store.get(name="legacy-blobs")
+    legacy_blobs.append(b"legacy bytes")
+    db = store.get(name="db")
+    bee = Hyperbee(db, key_encoding="utf-8", value_encoding="binary", metadata=Metadata(legacy_blobs.key))
+    value = EntryValue(False, None, BlobId(0, 0, 1, 12), None)
+    bee.sub("files").put("/old.txt", value.encode())
+    drive = Hyperdrive(store)
+    assert drive.content_key == legacy_blobs.key
+    assert drive.get("/old.txt") == b"legacy bytes"
+
+
+def test_header_with_short_content_feed_is_an_error() -> None:
+    store = Store(":memory:")
+    bee = Hyperbee(store.get(name="db"), metadata=Metadata(b"short"))
+    bee.put(b"k", b"v")
+    with pytest.raises(DriveError, match="shorter than 32"):
+        Hyperdrive(store)
 
 
 def test_reopen_from_disk_same_drive(tmp_path: Path) -> None:

@@ -254,15 +254,18 @@ class Hyperdrive:
         core = self.core
         if feed is not None:
             blobs_core = self.store.get(key=feed)
+        elif not known and not core.writable:
+            return None  # like JS, a reader decides only once it holds the header
         else:
             manifest = core.manifest
-            if manifest is None:
-                return None
-            m = content_manifest(manifest, core.key)
+            m = None if manifest is None or core.compat else content_manifest(manifest, core.key)
             if m is None:
-                if known:
-                    raise DriveError("drive has a version-0 manifest and no blobs key in its header")
-                return None
+                if manifest is None and not core.writable:
+                    return None  # the manifest comes with the first upgrade from a peer
+                raise DriveError(
+                    "this drive's header names no blobs core and its db manifest cannot derive one",
+                    key=core.key,
+                )
             blobs_core = self._derived_blobs_core(m)
         self._blobs = Hyperblobs(blobs_core)
         if self.replication is not None:
