@@ -83,3 +83,21 @@ class SocialError(HyperlobbyError):
 class ProfileError(SocialError, ValueError):
     """A profile.json or session.json that is not what the seed describes: not JSON, wrong
     types, out of range, too large. A friend's malformed file is reported and skipped."""
+
+
+class RtcError(HyperlobbyError):
+    """A WebRTC session failed: an offer or answer that cannot be used, a message too large to
+    send, a connection that is not open (or no longer is)."""
+
+
+class AdmissionRefused(RtcError):
+    """The host will not take this guest. ``reason`` is a short machine-readable word ("full",
+    "closed", "bad-id", "replaced", ...) that a lobby can write into its refusal."""
+
+    def __init__(self, message: str, *, reason: str, **context: Any) -> None:
+        super().__init__(message, reason=reason, **context)
+        self.reason = reason
+
+
+class SessionFullError(AdmissionRefused):
+    """The session already has ``max_peers`` guests (connected or still connecting)."""
