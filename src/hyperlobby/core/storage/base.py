@@ -145,7 +145,8 @@ def validate_batch(batch: WriteBatch) -> None:
         ):
             raise StorageError("invalid head", length=head.length, fork=head.fork)
         for r in head.roots:
-            _check_node(r)
+            if not (0 <= r.index <= _MAX_TREE_INDEX and r.size >= 0 and len(r.hash) == 32):
+                raise StorageError("invalid tree node in write batch", index=r.index, size=r.size)
 
 
 class StorageBackend(Protocol):

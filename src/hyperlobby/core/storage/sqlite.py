@@ -123,7 +123,8 @@ _CORE_COLUMNS = "id, key, discovery_key, manifest, secret_key"
 
 def pack_roots(roots: tuple[TreeNode, ...] | list[TreeNode]) -> bytes:
     """Roots as ``(u64 index, u64 size, hash32)`` records, concatenated."""
-    return b"".join(_ROOT.pack(r.index, r.size, r.hash) for r in roots)
+    pack = _ROOT.pack
+    return b"".join([pack(r.index, r.size, r.hash) for r in roots])
 
 
 def unpack_roots(raw: bytes) -> tuple[TreeNode, ...]:
