@@ -80,9 +80,11 @@ def read_local(drive: Hyperdrive, path: str, cap: int) -> FileRead:
         entry = drive.entry(path)
         if entry is None or entry.value.blob is None:
             return None
-        if entry.value.blob.byte_length > cap:
-            return ProfileError(f"{path[1:]} is too large", size=entry.value.blob.byte_length, limit=cap)
-        return drive.get(path)
+        blob = entry.value.blob
+        if blob.byte_length > cap:
+            return ProfileError(f"{path[1:]} is too large", size=blob.byte_length, limit=cap)
+        blobs = drive.blobs
+        return None if blobs is None else blobs.get(blob)
     except HyperlobbyError as err:
         return err
 

@@ -40,20 +40,23 @@ class Profile:
     created: int
     friends: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
+    _keys: tuple[bytes, ...] = field(init=False, repr=False, compare=False, default=())
 
     def __post_init__(self) -> None:
         check_name(self.name)
         check_int(self.created, "created")
         if isinstance(self.friends, str) or not isinstance(self.friends, Iterable):
             raise ProfileError("friends must be a list of archive URLs")
-        object.__setattr__(self, "friends", _canonical_friends(self.friends))
+        urls, keys = _canonical_friends(self.friends)
+        object.__setattr__(self, "friends", urls)
+        object.__setattr__(self, "_keys", keys)  # parsed once: a profile may list 2,000 friends
         object.__setattr__(self, "extra", check_extra(self.extra, KNOWN_FIELDS, "profile"))
 
     # --- friends -----------------------------------------------------------------------------
 
     @property
     def friend_keys(self) -> tuple[bytes, ...]:
-        return tuple(archive_key(u, "friends") for u in self.friends)
+        return self._keys
 
     def with_friend(self, url: str) -> Profile:
         """This profile with ``url`` added (unchanged if that archive is already a friend)."""
@@ -97,18 +100,28 @@ class Profile:
         return cls.from_dict(load_object(data, what="profile.json", max_bytes=MAX_PROFILE_BYTES))
 
 
-def _canonical_friends(friends: Iterable[object]) -> tuple[str, ...]:
-    seen: set[bytes] = set()
-    out: list[str] = []
+def _canonical_friends(friends: Iterable[object]) -> tuple[tuple[str, ...], tuple[bytes, ...]]:
+    """Canonical URLs and their keys, first spelling of each key kept."""
+    seen: dict[bytes, str] = {}
     for i, url in enumerate(friends):
-        key = archive_key(url, f"friends[{i}]")
+        if isinstance(url, str) and url.startswith("hyper://") and url in _CANONICAL_CACHE:
+            key = _CANONICAL_CACHE[url]
+        else:
+            key = archive_key(url, f"friends[{i}]")
         if key in seen:
             continue
-        seen.add(key)
-        out.append(canonical_url(key))
-        if len(out) > MAX_FRIENDS:
+        seen[key] = canonical_url(key)
+        if len(seen) > MAX_FRIENDS:
             raise ProfileError(f"more than {MAX_FRIENDS} friends", field="friends")
-    return tuple(out)
+    for key, url in seen.items():
+        if len(_CANONICAL_CACHE) < 65536:
+            _CANONICAL_CACHE[url] = key
+    return tuple(seen.values()), tuple(seen)
+
+
+_CANONICAL_CACHE: dict[str, bytes] = {}
+"""Canonical URL -> key for URLs already parsed: profiles are rewritten whole on every change,
+so the same friend lists are validated again and again."""
 
 
 __all__ = ["MAX_FRIENDS", "MAX_PROFILE_BYTES", "PROFILE_PATH", "Profile"]

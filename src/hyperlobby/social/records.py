@@ -123,6 +123,8 @@ def load_object(data: bytes | bytearray | memoryview | str, *, what: str, max_by
 def check_extra(extra: Mapping[str, Any], known: frozenset[str], what: str) -> dict[str, Any]:
     """Unknown fields, kept as they are so a rewrite never drops another program's data."""
     out = dict(extra)
+    if not out:
+        return out
     clash = known.intersection(out)
     if clash:
         raise ProfileError(f"{what} extra fields shadow seed fields", fields=sorted(clash))
