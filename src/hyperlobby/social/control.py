@@ -173,7 +173,7 @@ class ControlServer:
             "url": node.identity.url,
             "listen": None if node.listening is None else str(node.listening),
             "connections": node.connections,
-            "following": len(node._followers),
+            "following": node.following,
             "hosting": hosted_json(node.heartbeat.session),
             "heartbeats": node.heartbeat.beats,
             "archive_bytes": node.identity.archive_bytes,

@@ -105,7 +105,6 @@ class _Friend:
     online: bool = False
     last_seen_ms: int | None = None
     read_error: str | None = None
-    received: bool = False
     problems: list[str] = field(default_factory=list)
 
 
@@ -205,17 +204,14 @@ class Directory:
                 found.append(Problem(key, file, message))
 
         if isinstance(profile, ProfileError):  # judged from the entry alone (e.g. too large)
-            f.received = True
             f.profile_error = str(profile)
             problem("profile.json", f.profile_error)
         elif isinstance(profile, BaseException):
             f.read_error = _describe(profile)
             problem("profile.json", f"could not be read: {f.read_error}")
         elif profile is None:
-            f.received = f.received or f.last_seen_ms is not None
             f.read_error = None
         else:
-            f.received = True
             f.read_error = None
             try:
                 f.profile = Profile.from_json(profile)

@@ -22,7 +22,6 @@ day of heartbeats costs).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import fcntl
@@ -209,14 +208,13 @@ class Heartbeat:
         self.interval_ms = interval_ms
         self.session: Session | None = None
         self.beats = 0
-        self._task: asyncio.Task[None] | None = None
 
     @property
     def hosting(self) -> bool:
         return self.session is not None
 
     def start(self, name: str, url: str, max_peers: int, protected: bool = False, peers: int = 0) -> Session:
-        """Begin hosting: write session.json now (keeping unknown fields of a leftover file)."""
+        """Begin hosting: write session.json now. The node calls :meth:`beat` every interval."""
         session = Session(name, url, self.clock(), peers, max_peers, protected)
         self._write(session)
         return session
@@ -252,12 +250,6 @@ class Heartbeat:
         self.identity.save_session(session)
         self.session = session
         self.beats += 1
-
-    async def run(self) -> None:
-        """Beat every interval until cancelled (the node runs this as a task)."""
-        while True:
-            await asyncio.sleep(self.interval_ms / 1000)
-            self.beat()
 
 
 __all__ = [

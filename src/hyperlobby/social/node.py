@@ -402,5 +402,10 @@ class Node:
     def connections(self) -> int:
         return self.replication.connections
 
+    @property
+    def following(self) -> int:
+        """How many archives this node follows (friends, and at depth 2 their friends)."""
+        return len(self._followers)
+
 
 __all__ = ["Node", "NodeOptions", "local_directory", "read_local", "read_remote", "signer_key"]
