@@ -213,6 +213,8 @@ class RtcHost:
         try:
             remote = _ice.filter_remote_sdp(signal.sdp, self.ice)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=remote, type="offer"))
+            if pc.sctp is None:
+                raise RtcError("guest offer has no data channel section", guest=guest_id)
             channel = _negotiated_channel(pc)
             guest.channel = channel
             self._wire(guest, channel)
