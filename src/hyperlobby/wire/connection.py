@@ -23,11 +23,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from hyperlobby.errors import HandshakeError, HyperlobbyError, ProtocolError
 from hyperlobby.wire.noise import KeyPairLike
-from hyperlobby.wire.secret_stream import Closed, HandshakeComplete, Message, SecretStream
+from hyperlobby.wire.secret_stream import Closed, Event, HandshakeComplete, Message, SecretStream
 from hyperlobby.wire.session import ReplicationSession
 
 _log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ class ConnectionOwner(Protocol):
     def _connected(self, conn: ReplicationConnection) -> None: ...
 
     def _disconnected(self, conn: ReplicationConnection, error: HyperlobbyError | None) -> None: ...
+
+    def _write_group(self) -> AbstractContextManager[None]: ...
 
 
 class ReplicationConnection(asyncio.Protocol):
@@ -87,6 +90,18 @@ class ReplicationConnection(asyncio.Protocol):
         out = stream.data_to_send()
         if out:
             self._write(out)
+        try:
+            # Everything verified from this read is committed in one storage transaction.
+            with self.owner._write_group():
+                if not self._handle(events):
+                    return
+        except HyperlobbyError as err:  # the group's commit failed: storage is unusable for now
+            self.abort(err)
+            return
+        self.flush()
+
+    def _handle(self, events: list[Event]) -> bool:
+        """Feed the stream's events to the session; False once the connection was aborted."""
         session = self.session
         for event in events:
             if isinstance(event, Message):
@@ -96,17 +111,17 @@ class ReplicationConnection(asyncio.Protocol):
                     session.receive(event.data)
                 except HyperlobbyError as err:  # a peer fault, or storage failing under it
                     self.abort(err)
-                    return
+                    return False
                 except Exception as exc:  # a bug of ours: drop this peer, keep the node alive
                     _log.exception("replication session failed")
                     self.abort(ProtocolError("internal error while handling a peer message", cause=repr(exc)))
-                    return
+                    return False
             elif isinstance(event, HandshakeComplete):
                 session = self._start_session(event)
             elif isinstance(event, Closed):
                 self.abort(event.error)
-                return
-        self.flush()
+                return False
+        return True
 
     def eof_received(self) -> bool | None:
         events = self.stream.receive_eof()

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -180,7 +181,7 @@ class Replication:
         session = ReplicationSession(
             self._resolve, is_initiator=conn.is_initiator, handshake_hash=conn.handshake_hash
         )
-        link = _Link(conn, session)
+        link = _Link(conn, session, self._write_group)
         self._connections[conn] = link
         try:
             self._open_all(session)
@@ -261,6 +262,9 @@ class Replication:
             self._report(error)
         self._flush_all()
 
+    def _write_group(self) -> AbstractContextManager[None]:
+        return self.store.storage.group()
+
     def _open_all(self, session: ReplicationSession) -> None:
         """Offer the cores we replicate on a new connection.
 
@@ -327,9 +331,15 @@ class _NoiseKeys:
 class _Link:
     """One connection's I/O: frames from the socket into the session and back."""
 
-    def __init__(self, conn: SecretStreamConnection, session: ReplicationSession) -> None:
+    def __init__(
+        self,
+        conn: SecretStreamConnection,
+        session: ReplicationSession,
+        group: Callable[[], AbstractContextManager[None]],
+    ) -> None:
         self.conn = conn
         self.session = session
+        self.group = group
         self._writer: asyncio.Task[None] | None = None
         self._queue: list[bytes] = []
         self._wake = asyncio.Event()
@@ -373,7 +383,8 @@ class _Link:
                 frame = recv.result()
                 if frame is None:
                     return
-                self.session.receive(frame)
+                with self.group():
+                    self.session.receive(frame)
                 self.flush()
         finally:
             ticker.cancel()

@@ -23,6 +23,7 @@ storage file and never leaves it (the wire and the API speak keys and discovery 
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -185,6 +186,14 @@ class StorageBackend(Protocol):
     def get_block(self, core_id: int, index: int) -> bytes | None: ...
 
     def has_block(self, core_id: int, index: int) -> bool: ...
+
+    def group(self) -> AbstractContextManager[None]:
+        """Writes made inside share one transaction (each still all-or-nothing on its own).
+
+        Used for downloaded data, where committing per block would dominate the cost; local
+        appends stay outside groups so they are durable when they return.
+        """
+        ...
 
     def get_node(self, core_id: int, index: int) -> TreeNode | None: ...
 

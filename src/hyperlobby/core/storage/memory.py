@@ -8,6 +8,8 @@ passes in memory passes on disk.
 
 from __future__ import annotations
 
+import contextlib
+
 from hyperlobby.core.proofs import TreeNode
 from hyperlobby.core.storage.base import EMPTY_HEAD, CoreRecord, Head, WriteBatch, validate_batch
 from hyperlobby.errors import StorageError
@@ -138,6 +140,10 @@ class MemoryStorage:
             self.update_core_auth(core_id, batch.manifest, None)
         if batch.head is not None:
             data.head = batch.head
+
+    def group(self) -> contextlib.AbstractContextManager[None]:
+        """Writes apply at once here; a group only matters to transactional backends."""
+        return contextlib.nullcontext()
 
     def close(self) -> None:
         self._closed = True

@@ -51,6 +51,13 @@ sync) and its next commit restarts the WAL. If the writer outpaces the disk, SQL
 ``wal_autocheckpoint`` at ``_WAL_HARD_LIMIT_PAGES`` makes it wait, so the WAL stays bounded.
 Checkpoints are SQLite's own crash-safe operation: none of this changes what a commit means.
 
+Groups: :meth:`SqliteStorage.group` lets several writes share one transaction (each write is
+then a SAVEPOINT inside it, so it still applies whole or not at all). Replication uses it to
+commit all the blocks verified from one socket read together, instead of one commit per block;
+a crash before the group commits only loses downloaded blocks, which are fetched again. Local
+appends never run in a group: they stay durable when they return. If the group's COMMIT fails,
+the storage refuses further writes (memory may be ahead of disk), and the store must be reopened.
+
 Threads: the connection is created with ``check_same_thread=False`` so an asyncio program may
 use it from an executor thread, but callers must not use one Store from two threads at once.
 """
@@ -61,7 +68,7 @@ import contextlib
 import sqlite3
 import struct
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -183,6 +190,9 @@ class SqliteStorage:
         except sqlite3.Error as err:
             raise StorageError("cannot open the storage database", path=self.path, reason=str(err)) from err
         self._closed = False
+        self._failed: str | None = None
+        self._group_depth = 0
+        self._group_batches: list[WriteBatch] = []
         self._wal_bytes = 0
         self._next_round = _CHECKPOINT_BYTES
         self._checkpointer: _Checkpointer | None = None
@@ -368,11 +378,14 @@ class SqliteStorage:
 
     def write(self, core_id: int, batch: WriteBatch) -> None:
         db = self._check_open()
+        if self._failed is not None:
+            raise StorageError("storage refused writes after a failed commit; reopen it", reason=self._failed)
         validate_batch(batch)
         base = core_id << _SHIFT
         groups = self._group_nodes(batch.nodes) if batch.nodes else None
+        grouped = self._group_depth > 0
         try:
-            db.execute("BEGIN IMMEDIATE")
+            db.execute("SAVEPOINT w" if grouped else "BEGIN IMMEDIATE")
             try:
                 if batch.truncate_blocks_from is not None:
                     db.execute(
@@ -428,15 +441,58 @@ class SqliteStorage:
                     )
                     if cur.rowcount != 1:
                         raise StorageError("no such core in storage", core_id=core_id)
-                db.execute("COMMIT")
+                db.execute("RELEASE w" if grouped else "COMMIT")
             except BaseException:
-                if db.in_transaction:
+                if grouped:
+                    db.execute("ROLLBACK TO w")
+                    db.execute("RELEASE w")
+                elif db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
         except sqlite3.Error as err:
             raise StorageError("write to storage failed", core_id=core_id, reason=str(err)) from err
-        if self._checkpointer is not None:
+        if grouped:
+            self._group_batches.append(batch)
+        elif self._checkpointer is not None:
             self._after_commit(batch)
+
+    @contextlib.contextmanager
+    def group(self) -> Iterator[None]:
+        """Let the writes made inside share one transaction, committed when the block exits."""
+        db = self._check_open()
+        if self._group_depth > 0:
+            self._group_depth += 1
+            try:
+                yield
+            finally:
+                self._group_depth -= 1
+            return
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as err:
+            raise StorageError("cannot start a write group", reason=str(err)) from err
+        self._group_depth = 1
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            self._group_depth = 0
+            batches, self._group_batches = self._group_batches, []
+            try:
+                db.execute("COMMIT" if ok else "ROLLBACK")
+            except sqlite3.Error as err:
+                # The writes already changed cores in memory: refuse to go on from a state that
+                # disk does not have. Reopening the store reloads what was committed.
+                self._failed = str(err)
+                if db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                if ok:
+                    raise StorageError("committing a write group failed", reason=str(err)) from err
+            if ok and self._checkpointer is not None:
+                for batch in batches:
+                    self._after_commit(batch)
 
     # --- node groups (see the module docstring) --------------------------------------------------
 
