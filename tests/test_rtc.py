@@ -178,7 +178,7 @@ async def test_host_notices_a_guest_that_vanished() -> None:
         for protocol in list(conn._protocols):
             protocol.transport.close()
         left = await next_of(a, Left, timeout=15.0)
-        assert isinstance(left, Left) and left.peer == "b"
+        assert left == Left("b", "timeout")
         assert host.peers == 1 and host.guests == ("a",)
         await b.leave()
         await a.leave()
