@@ -1,0 +1,708 @@
+"""Sans-IO UDX: the packet codec and one stream's reliability/congestion state machine.
+
+UDX (npm ``udx-native``) runs reliable, ordered, congestion-controlled byte streams over UDP.
+Many streams share one socket; each packet names the *receiver's* stream id, so a socket
+demultiplexes with a single dictionary lookup. There is no handshake: both ends pick their
+own id, learn the other's out of band (in Hyperswarm the DHT handshake carries them) and
+start sending.
+
+Wire format (confirmed by capturing udx-native 1.21 talking to itself on loopback)
+---------------------------------------------------------------------------------
+Every packet starts with a 20-byte header, all integers little-endian::
+
+    0    magic      0xff
+    1    version    0x01
+    2    type       bit flags, below
+    3    data off.  bytes to skip after the header before the payload (MTU probes pad here)
+    4-8  stream id  the receiving stream's id
+    8-12 rwnd       receive window in bytes (udx-native always advertises 4 MiB)
+    12-16 seq       packet sequence number of this packet (one per DATA/END packet)
+    16-20 ack       next sequence number expected from the peer (cumulative)
+
+Type flags: DATA 0x01, END 0x02 (also consumes a sequence number; udx-native sets DATA|END
+on a final packet that still carries bytes), SACK 0x04, MESSAGE 0x08 (an unreliable
+datagram riding on the stream, neither sequenced nor acknowledged), DESTROY 0x10 (abort;
+udx-native surfaces "connection reset by peer"), HEARTBEAT 0x20 (answered with an ack).
+
+Sequence numbers count *packets*, not bytes. Acks are plain header-only packets carrying the
+sender's next sequence number in ``seq``. When the receiver holds out-of-order packets it
+sets SACK and appends ``(start, end)`` uint32 pairs (``end`` exclusive, ascending) straight
+after the header, with the data offset left at zero. udx-native acknowledges every DATA/END
+packet immediately, starts with a congestion window of 10 packets and 1152-byte payloads
+(1172-byte datagrams), then probes larger payloads by padding a DATA packet via the data
+offset. A packet for an unknown stream id, or one whose first two bytes are not ff 01, is
+not UDX (dht-rpc shares the socket) and goes to the socket's datagram handler.
+
+Theory of operation
+-------------------
+:class:`UdxStreamState` owns no socket and no clock: callers feed it datagrams with
+:meth:`~UdxStreamState.receive` and timer expiries with :meth:`~UdxStreamState.on_timer`,
+passing ``now`` (seconds, monotonic) each time; they collect events from those calls and
+datagrams from :meth:`~UdxStreamState.packets_to_send`, and ask
+:meth:`~UdxStreamState.next_deadline` when to call back. Sequence numbers are unwrapped to
+unbounded integers inside (the wire carries them modulo 2**32), so comparisons never need
+serial-number arithmetic.
+
+*Sending.* Writes accumulate in a byte buffer and are cut into packets only when the
+congestion window (in packets) and the peer's advertised window (in bytes) allow, so a slow
+network never copies data into thousands of packets ahead of time. Every packet stays in the
+outstanding map until cumulatively acked.
+
+*Loss.* A packet is declared lost when three later packets were SACKed (the receiver's
+cumulative ack stalled behind it), or when the retransmission timer (RFC 6298 estimator,
+Karn's rule, exponential backoff) fires, in which case everything outstanding is resent.
+
+*Congestion control* is NewReno-style: slow start, additive increase, halve once per loss
+episode (recovery ends when the ack passes the highest sequence sent at its start), and fall
+back to one packet after a timeout. udx-native uses BBR; the wire is the same either way.
+
+*Receiving.* In-order packets are delivered at once; others wait in a bounded reorder buffer
+whose contiguous runs are kept as ranges, which are exactly the SACK blocks to advertise.
+One ack is owed per batch of received DATA/END packets and goes out on the next
+:meth:`packets_to_send` (callers that read many datagrams at once get one ack for all).
+
+*Closing.* ``end()`` queues an END packet after the data. The stream is finished once our
+END is acked and the peer's END was delivered; it then lingers (keeps acking retransmitted
+packets, in case our last ack was lost) until the caller forgets it. ``destroy()`` sends a
+DESTROY and stops at once; receiving one closes with a :class:`ProtocolError`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import struct
+from collections import deque
+from dataclasses import dataclass
+
+from hyperlobby.errors import DecodeError, EncodeError, HyperlobbyError, ProtocolError
+
+MAGIC = 0xFF
+VERSION = 1
+HEADER_SIZE = 20
+
+FLAG_DATA = 0x01
+FLAG_END = 0x02
+FLAG_SACK = 0x04
+FLAG_MESSAGE = 0x08
+FLAG_DESTROY = 0x10
+FLAG_HEARTBEAT = 0x20
+KNOWN_FLAGS = 0x3F
+
+#: Payload bytes per DATA packet udx-native uses before MTU probing (1200 - IP/UDP - header).
+DEFAULT_PAYLOAD = 1152
+#: Largest payload that still fits a 1500-byte Ethernet MTU (udx-native's probing ceiling).
+MAX_ETHERNET_PAYLOAD = 1500 - 28 - HEADER_SIZE
+#: The receive window udx-native advertises; we advertise the same by default.
+DEFAULT_RECV_WINDOW = 4 * 1024 * 1024
+
+_U32 = 0xFFFFFFFF
+_HEADER = struct.Struct("<BBBBIIII")
+_RANGE = struct.Struct("<II")
+
+MAX_SACK_RANGES = 32  # per ack we send; keeps an ack packet well under any MTU
+MAX_SACK_RANGES_RECEIVED = 128  # more than this from a peer is ignored (bounded work per ack)
+MAX_REORDER_PACKETS = 8192  # packets held out of order; further ones are dropped (they'll be resent)
+MAX_CWND = 4096  # packets
+INITIAL_CWND = 10
+DUP_THRESH = 3
+MIN_RTO = 0.2
+MAX_RTO = 5.0
+INITIAL_RTO = 1.0
+DEFAULT_TIMEOUT = 20.0  # seconds without ack progress while data is outstanding
+LINGER = 2.0
+
+
+def is_udx(datagram: bytes | bytearray | memoryview) -> bool:
+    """True if a datagram starts like a UDX packet (magic + version), so a socket can route it."""
+    return len(datagram) >= HEADER_SIZE and datagram[0] == MAGIC and datagram[1] == VERSION
+
+
+def peek_stream_id(datagram: bytes | bytearray | memoryview) -> int:
+    """The receiving stream id of a datagram already checked with :func:`is_udx`."""
+    return int.from_bytes(datagram[4:8], "little")
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """One UDX packet. ``stream_id`` is the receiver's id; ``sacks`` are (start, end) pairs."""
+
+    type: int
+    stream_id: int
+    recv_window: int
+    seq: int
+    ack: int
+    data: bytes = b""
+    sacks: tuple[tuple[int, int], ...] = ()
+    padding: int = 0
+
+    def encode(self) -> bytes:
+        """Serialise. SACK ranges go right after the header, payload after ``padding`` zeros."""
+        for name in ("stream_id", "recv_window", "seq", "ack"):
+            value = getattr(self, name)
+            if not 0 <= value <= _U32:
+                raise EncodeError("UDX header field out of range", field=name, value=value)
+        if not 0 <= self.type <= 0xFF or not 0 <= self.padding <= 0xFF:
+            raise EncodeError("UDX type or padding out of range", type=self.type, padding=self.padding)
+        head = _HEADER.pack(
+            MAGIC, VERSION, self.type, self.padding, self.stream_id, self.recv_window, self.seq, self.ack
+        )
+        parts = [head]
+        for start, end in self.sacks:
+            parts.append(_RANGE.pack(start & _U32, end & _U32))
+        if self.padding:
+            parts.append(bytes(self.padding))
+        parts.append(self.data)
+        return b"".join(parts)
+
+
+def decode_packet(datagram: bytes | bytearray | memoryview) -> Packet:
+    """Parse one datagram; anything that is not a well-formed UDX packet raises DecodeError.
+
+    A SACK packet's body is its ranges (udx-native never puts data on one); otherwise the
+    payload starts ``data offset`` bytes after the header. A trailing partial range is
+    ignored rather than rejected, as a peer from the future might append fields.
+    """
+    if len(datagram) < HEADER_SIZE:
+        raise DecodeError("UDX packet shorter than its header", length=len(datagram))
+    magic, version, type_, offset, stream_id, rwnd, seq, ack = _HEADER.unpack_from(datagram, 0)
+    if magic != MAGIC or version != VERSION:
+        raise DecodeError("not a UDX packet", magic=magic, version=version)
+    body = bytes(datagram[HEADER_SIZE:])
+    if type_ & FLAG_SACK and not type_ & (FLAG_DATA | FLAG_END | FLAG_MESSAGE):
+        count = min(len(body) // 8, MAX_SACK_RANGES_RECEIVED)
+        sacks = tuple(_RANGE.unpack_from(body, 8 * i) for i in range(count))
+        return Packet(type_, stream_id, rwnd, seq, ack, b"", sacks, 0)
+    if offset > len(body):
+        raise DecodeError("UDX data offset past the end of the packet", offset=offset, length=len(body))
+    return Packet(type_, stream_id, rwnd, seq, ack, body[offset:], (), offset)
+
+
+# --- events ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StreamData:
+    """In-order stream bytes from the peer."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StreamMessage:
+    """An unreliable datagram the peer sent on this stream (MESSAGE packet)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
+    """The peer ended its direction: no more data will arrive."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamClosed:
+    """The stream is finished. ``error`` is None after a clean end in both directions."""
+
+    error: HyperlobbyError | None
+
+
+StreamEvent = StreamData | StreamMessage | StreamEnd | StreamClosed
+
+
+class _Out:
+    """A sent DATA/END packet awaiting its cumulative ack."""
+
+    __slots__ = ("data", "flags", "in_flight", "lost", "sacked", "sent_at", "seq", "transmissions")
+
+    def __init__(self, seq: int, flags: int, data: bytes) -> None:
+        self.seq = seq
+        self.flags = flags
+        self.data = data
+        self.sent_at = 0.0
+        self.transmissions = 0
+        self.in_flight = False
+        self.sacked = False
+        self.lost = False
+
+
+class UdxStreamState:
+    """One UDX stream, sans-IO. See the module docstring for how it works."""
+
+    def __init__(
+        self,
+        stream_id: int,
+        *,
+        remote_id: int = 0,
+        initial_seq: int = 0,
+        remote_initial_seq: int = 0,
+        max_payload: int = DEFAULT_PAYLOAD,
+        recv_window: int = DEFAULT_RECV_WINDOW,
+        timeout: float = DEFAULT_TIMEOUT,
+        keepalive: float | None = None,
+    ) -> None:
+        if not 0 <= stream_id <= _U32 or not 0 <= remote_id <= _U32:
+            raise EncodeError("UDX stream ids are uint32", stream_id=stream_id, remote_id=remote_id)
+        if not 1 <= max_payload <= 65000:
+            raise EncodeError("UDX payload size out of range", max_payload=max_payload)
+        self.id = stream_id
+        self.remote_id = remote_id
+        self.max_payload = max_payload
+        self.recv_window_size = recv_window
+        self.timeout = timeout
+        self.keepalive = keepalive
+        # sender
+        self._snd_una = initial_seq & _U32
+        self._snd_nxt = self._snd_una
+        self._out: dict[int, _Out] = {}
+        self._retx: deque[_Out] = deque()
+        self._pending = bytearray()
+        self._pending_off = 0
+        self._end_queued = False
+        self._end_seq: int | None = None
+        self._messages: deque[bytes] = deque()
+        self._inflight_pkts = 0
+        self._inflight_bytes = 0
+        self._unacked_bytes = 0
+        self.cwnd = float(INITIAL_CWND)
+        self.ssthresh = float(MAX_CWND)
+        self._in_recovery = False
+        self._recovery_point = 0
+        self._highest_sacked = -1
+        self._sack_done: dict[int, int] = {}
+        self._loss_scan = self._snd_una
+        self.remote_window = DEFAULT_RECV_WINDOW
+        self.srtt: float | None = None
+        self.rttvar = 0.0
+        self.rto = INITIAL_RTO
+        self._rto_deadline: float | None = None
+        self._last_progress = 0.0
+        self._last_send = 0.0
+        self._probe_deadline: float | None = None
+        self._heartbeat_due = False
+        # receiver
+        self._rcv_nxt = remote_initial_seq & _U32  # both ends must agree (udx-native: 0)
+        self._reorder: dict[int, tuple[int, bytes]] = {}
+        self._ranges: list[list[int]] = []  # sorted disjoint [start, end) runs held in _reorder
+        self._reorder_bytes = 0
+        self.unread_bytes = 0
+        self._ack_due = False
+        self._advertised = recv_window
+        # lifecycle
+        self.remote_ended = False
+        self.destroyed = False
+        self.closed = False
+        self.error: HyperlobbyError | None = None
+        self._destroy_due = False
+        self.retransmits = 0
+        self.packets_sent = 0
+        self.packets_received = 0
+
+    # --- user side -----------------------------------------------------------------------------
+
+    @property
+    def send_buffered(self) -> int:
+        """Bytes written but not yet acknowledged: what back-pressure should look at."""
+        return len(self._pending) - self._pending_off + self._unacked_bytes
+
+    @property
+    def ended(self) -> bool:
+        return self._end_queued
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue bytes for reliable, ordered delivery."""
+        if self._end_queued or self.closed or self.destroyed:
+            raise ProtocolError("write after end or close", stream_id=self.id)
+        self._pending += data
+
+    def end(self) -> None:
+        """Queue the END marker after everything written so far (half-close)."""
+        if self.closed or self.destroyed:
+            return
+        self._end_queued = True
+
+    def send_message(self, data: bytes) -> None:
+        """Queue an unreliable datagram on this stream (MESSAGE packet); it may be lost."""
+        if len(data) > self.max_payload:
+            raise EncodeError("UDX message larger than one packet", size=len(data), limit=self.max_payload)
+        if not (self.closed or self.destroyed):
+            self._messages.append(bytes(data))
+
+    def destroy(self) -> list[StreamEvent]:
+        """Abort: tell the peer with DESTROY (sent by the next packets_to_send) and close now."""
+        if self.closed:
+            return []
+        self.destroyed = True
+        self._destroy_due = True
+        return [self._close(None)]
+
+    def read_done(self, nbytes: int) -> None:
+        """The application consumed ``nbytes`` of delivered data: the window reopens."""
+        self.unread_bytes = max(0, self.unread_bytes - nbytes)
+        if self._advertised < self.max_payload and self._window() >= self.max_payload:
+            self._ack_due = True  # tell a sender stalled by our window that it may go on
+
+    # --- network side --------------------------------------------------------------------------
+
+    def receive(self, datagram: bytes | bytearray | memoryview, now: float) -> list[StreamEvent]:
+        """Feed one datagram addressed to this stream. Malformed packets are ignored."""
+        try:
+            packet = decode_packet(datagram)
+        except DecodeError:
+            return []
+        return self.receive_packet(packet, now)
+
+    def receive_packet(self, packet: Packet, now: float) -> list[StreamEvent]:
+        """Feed one decoded packet; returns what the application should learn from it."""
+        events: list[StreamEvent] = []
+        if self.destroyed:
+            return events
+        self.packets_received += 1
+        flags = packet.type
+        if flags & FLAG_DESTROY:
+            if not self.closed:
+                self.destroyed = True
+                events.append(self._close(ProtocolError("UDX stream reset by peer", stream_id=self.id)))
+            return events
+        if flags & (FLAG_DATA | FLAG_END):
+            self._on_sequenced(packet, events)
+        elif flags & FLAG_HEARTBEAT:
+            self._ack_due = True
+        if flags & FLAG_MESSAGE and not self.closed:
+            events.append(StreamMessage(packet.data))
+        if not self.closed:
+            self._on_ack(packet, now)
+            self._maybe_finish(events)
+        return events
+
+    def on_timer(self, now: float) -> list[StreamEvent]:
+        """Call at (or after) :meth:`next_deadline`: retransmission, probes, keepalive, timeout."""
+        if self.closed:
+            return []
+        if self._rto_deadline is not None and now >= self._rto_deadline:
+            if now - self._last_progress >= self.timeout:
+                self.destroyed = True
+                self._destroy_due = True
+                return [self._close(ProtocolError("UDX stream timed out", stream_id=self.id))]
+            self._on_rto(now)
+        if self._probe_deadline is not None and now >= self._probe_deadline:
+            self._probe_deadline = None
+            self._heartbeat_due = True
+        if (
+            self.keepalive is not None
+            and self._rto_deadline is None
+            and now - self._last_send >= self.keepalive
+        ):
+            self._heartbeat_due = True
+        return []
+
+    def next_deadline(self) -> float | None:
+        """The earliest time :meth:`on_timer` has work to do, or None."""
+        if self.closed:
+            return None
+        times = [t for t in (self._rto_deadline, self._probe_deadline) if t is not None]
+        if self.keepalive is not None and self._rto_deadline is None:
+            times.append(self._last_send + self.keepalive)
+        return min(times) if times else None
+
+    def packets_to_send(self, now: float) -> list[bytes]:
+        """Datagrams to put on the wire now, in order (data first, then a pure ack if owed)."""
+        out: list[bytes] = []
+        if self._destroy_due:
+            self._destroy_due = False
+            out.append(self._header(FLAG_DESTROY, self._snd_nxt))
+            return out
+        if self.closed:
+            if self._ack_due:  # lingering: keep acking so the peer's retransmissions stop
+                self._ack_due = False
+                out.append(self._header(0, self._snd_nxt))
+            return out
+        while self._messages:
+            out.append(self._header(FLAG_MESSAGE, self._snd_nxt) + self._messages.popleft())
+        sent_data = self._fill(now, out)
+        ranges = self._ranges
+        if self._ack_due and (not sent_data or ranges):
+            out.append(self._ack_packet())
+        elif self._heartbeat_due and not sent_data:
+            out.append(self._header(FLAG_HEARTBEAT, self._snd_nxt))
+        self._ack_due = False
+        self._heartbeat_due = False
+        if out:
+            self._last_send = now
+            self.packets_sent += len(out)
+        return out
+
+    # --- sending internals ---------------------------------------------------------------------
+
+    def _window(self) -> int:
+        return max(0, self.recv_window_size - self.unread_bytes - self._reorder_bytes)
+
+    def _header(self, flags: int, seq: int) -> bytes:
+        ack = self._rcv_nxt
+        self._advertised = self._window()
+        return _HEADER.pack(
+            MAGIC, VERSION, flags, 0, self.remote_id, self._advertised, seq & _U32, ack & _U32
+        )
+
+    def _ack_packet(self) -> bytes:
+        ranges = self._ranges[:MAX_SACK_RANGES]
+        if not ranges:
+            return self._header(0, self._snd_nxt)
+        return self._header(FLAG_SACK, self._snd_nxt) + b"".join(
+            _RANGE.pack(start & _U32, end & _U32) for start, end in ranges
+        )
+
+    def _transmit(self, pkt: _Out, now: float, out: list[bytes]) -> None:
+        pkt.transmissions += 1
+        pkt.sent_at = now
+        pkt.lost = False
+        if not pkt.in_flight:
+            pkt.in_flight = True
+            self._inflight_pkts += 1
+            self._inflight_bytes += len(pkt.data)
+        out.append(self._header(pkt.flags, pkt.seq) + pkt.data)
+        if self._rto_deadline is None:
+            self._rto_deadline = now + self.rto
+            self._last_progress = now
+
+    def _fill(self, now: float, out: list[bytes]) -> bool:
+        """Send retransmissions, then new packets, as far as cwnd and the peer's window allow."""
+        start = len(out)
+        cwnd = int(self.cwnd)
+        while self._retx and self._inflight_pkts < max(cwnd, 1):
+            pkt = self._retx.popleft()
+            if pkt.lost and not pkt.sacked and pkt.seq >= self._snd_una:
+                self.retransmits += 1
+                self._transmit(pkt, now, out)
+        blocked_by_window = False
+        while self._inflight_pkts < cwnd:
+            available = len(self._pending) - self._pending_off
+            if available == 0 and not (self._end_queued and self._end_seq is None):
+                break
+            size = min(available, self.max_payload)
+            if self._inflight_bytes + size > self.remote_window and self._inflight_pkts > 0:
+                blocked_by_window = True
+                break
+            if self.remote_window == 0 and size > 0:
+                blocked_by_window = True
+                break
+            flags = FLAG_DATA
+            if size:
+                off = self._pending_off
+                data = bytes(self._pending[off : off + size])
+                self._pending_off = off + size
+                if self._pending_off >= 65536 and self._pending_off * 2 >= len(self._pending):
+                    del self._pending[: self._pending_off]
+                    self._pending_off = 0
+            else:
+                data = b""
+                flags = 0
+            if self._end_queued and len(self._pending) == self._pending_off:
+                flags |= FLAG_END
+                self._end_seq = self._snd_nxt
+            pkt = _Out(self._snd_nxt, flags, data)
+            self._snd_nxt += 1
+            self._out[pkt.seq] = pkt
+            self._unacked_bytes += len(data)
+            self._transmit(pkt, now, out)
+        if len(self._pending) == self._pending_off and self._pending_off:
+            self._pending.clear()
+            self._pending_off = 0
+        if blocked_by_window and self._inflight_pkts == 0 and self._probe_deadline is None:
+            self._probe_deadline = now + self.rto  # window probe: a heartbeat draws a fresh ack
+        return len(out) > start
+
+    def _on_ack(self, packet: Packet, now: float) -> None:
+        self.remote_window = packet.recv_window
+        ack = self._snd_una + ((packet.ack - self._snd_una) & _U32)
+        if ack > self._snd_nxt:
+            return  # acks something never sent: stale wrap-around or a confused peer
+        if ack > self._snd_una:
+            newly = 0
+            sample: float | None = None
+            for seq in range(self._snd_una, ack):
+                pkt = self._out.pop(seq, None)
+                if pkt is None:
+                    continue
+                newly += 1
+                self._unacked_bytes -= len(pkt.data)
+                if pkt.in_flight:
+                    self._inflight_pkts -= 1
+                    self._inflight_bytes -= len(pkt.data)
+                if pkt.transmissions == 1:
+                    sample = now - pkt.sent_at
+            self._snd_una = ack
+            if self._sack_done:
+                self._sack_done = {k: v for k, v in self._sack_done.items() if v > ack}
+            self._loss_scan = max(self._loss_scan, ack)
+            if sample is not None:
+                self._rtt_sample(sample)
+            self._last_progress = now
+            self._rto_deadline = now + self.rto if self._out else None
+            if self._in_recovery:
+                if ack >= self._recovery_point:
+                    self._in_recovery = False
+                    self.cwnd = max(self.ssthresh, 2.0)
+                else:  # partial ack: the next hole is lost too
+                    first = self._out.get(ack)
+                    if first is not None and not first.sacked and not first.lost:
+                        self._mark_lost(first)
+            else:
+                self._grow(newly)
+        if packet.sacks:
+            self._on_sacks(packet.sacks, now)
+        if self._out and self._highest_sacked >= self._loss_scan:
+            self._detect_losses()
+        if self.remote_window > 0:
+            self._probe_deadline = None
+
+    def _on_sacks(self, sacks: tuple[tuple[int, int], ...], now: float) -> None:
+        una, nxt = self._snd_una, self._snd_nxt
+        for raw_start, raw_end in sacks:
+            start = una + ((raw_start - una) & _U32)
+            end = una + ((raw_end - una) & _U32)
+            if not una <= start < end <= nxt:
+                continue
+            # Peers repeat their whole SACK list on every ack; only walk what is new since the
+            # last time a range with this start was seen.
+            done = self._sack_done.get(start, start)
+            if end <= done:
+                continue
+            self._sack_done[start] = end
+            for seq in range(done, end):
+                pkt = self._out.get(seq)
+                if pkt is None or pkt.sacked:
+                    continue
+                pkt.sacked = True
+                if pkt.in_flight:
+                    pkt.in_flight = False
+                    self._inflight_pkts -= 1
+                    self._inflight_bytes -= len(pkt.data)
+                if pkt.transmissions == 1:
+                    self._rtt_sample(now - pkt.sent_at)
+                self._last_progress = now
+            if end - 1 > self._highest_sacked:
+                self._highest_sacked = end - 1
+
+    def _detect_losses(self) -> None:
+        """Every unsacked packet at least DUP_THRESH below the highest SACKed one is lost."""
+        limit = self._highest_sacked - DUP_THRESH + 1
+        seq = max(self._loss_scan, self._snd_una)
+        found = False
+        while seq < limit:
+            pkt = self._out.get(seq)
+            if pkt is not None and not pkt.sacked and not pkt.lost and pkt.in_flight:
+                self._mark_lost(pkt)
+                found = True
+            seq += 1
+        self._loss_scan = max(self._loss_scan, seq)
+        if found and not self._in_recovery:
+            self._in_recovery = True
+            self._recovery_point = self._snd_nxt
+            self.ssthresh = max(self.cwnd / 2, 2.0)
+            self.cwnd = self.ssthresh
+
+    def _mark_lost(self, pkt: _Out) -> None:
+        pkt.lost = True
+        if pkt.in_flight:
+            pkt.in_flight = False
+            self._inflight_pkts -= 1
+            self._inflight_bytes -= len(pkt.data)
+        self._retx.append(pkt)
+
+    def _grow(self, newly: int) -> None:
+        if newly <= 0:
+            return
+        if self.cwnd < self.ssthresh:
+            self.cwnd = min(self.cwnd + newly, float(MAX_CWND))
+        else:
+            self.cwnd = min(self.cwnd + newly / self.cwnd, float(MAX_CWND))
+
+    def _rtt_sample(self, rtt: float) -> None:
+        rtt = max(rtt, 0.0)
+        if self.srtt is None:
+            self.srtt = rtt
+            self.rttvar = rtt / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
+            self.srtt = 0.875 * self.srtt + 0.125 * rtt
+        self.rto = min(max(self.srtt + 4 * self.rttvar, MIN_RTO), MAX_RTO)
+
+    def _on_rto(self, now: float) -> None:
+        self.ssthresh = max(self._inflight_pkts / 2, 2.0)
+        self.cwnd = 1.0
+        self._in_recovery = False
+        self._retx.clear()
+        for pkt in self._out.values():
+            if not pkt.sacked:
+                pkt.lost = False
+                self._mark_lost(pkt)
+        self.rto = min(self.rto * 2, MAX_RTO)
+        self._rto_deadline = now + self.rto if self._out else None
+
+    # --- receiving internals -------------------------------------------------------------------
+
+    def _on_sequenced(self, packet: Packet, events: list[StreamEvent]) -> None:
+        self._ack_due = True
+        nxt = self._rcv_nxt
+        seq = nxt + ((packet.seq - nxt) & _U32)
+        if seq >= nxt + MAX_REORDER_PACKETS or self.remote_ended:
+            return  # before nxt (unwrapped to far ahead), beyond the buffer, or after END
+        if seq != nxt:
+            if seq not in self._reorder and len(packet.data) <= self._window():
+                self._reorder[seq] = (packet.type, packet.data)
+                self._reorder_bytes += len(packet.data)
+                self._add_range(seq)
+            return
+        self._deliver(packet.type, packet.data, events)
+        nxt += 1
+        ranges = self._ranges
+        if ranges and ranges[0][0] == nxt:
+            start, end = ranges.pop(0)
+            for s in range(start, end):
+                flags, data = self._reorder.pop(s)
+                self._reorder_bytes -= len(data)
+                if not self.remote_ended:
+                    self._deliver(flags, data, events)
+            nxt = end
+        self._rcv_nxt = nxt
+
+    def _deliver(self, flags: int, data: bytes, events: list[StreamEvent]) -> None:
+        if data:
+            self.unread_bytes += len(data)
+            events.append(StreamData(data))
+        if flags & FLAG_END:
+            self.remote_ended = True
+            events.append(StreamEnd())
+
+    def _add_range(self, seq: int) -> None:
+        ranges = self._ranges
+        i = bisect.bisect_right(ranges, [seq, float("inf")])
+        if i > 0 and ranges[i - 1][1] == seq:
+            ranges[i - 1][1] = seq + 1
+            if i < len(ranges) and ranges[i][0] == seq + 1:
+                ranges[i - 1][1] = ranges[i][1]
+                del ranges[i]
+        elif i < len(ranges) and ranges[i][0] == seq + 1:
+            ranges[i][0] = seq
+        else:
+            ranges.insert(i, [seq, seq + 1])
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def _maybe_finish(self, events: list[StreamEvent]) -> None:
+        if (
+            self.remote_ended
+            and self._end_seq is not None
+            and self._snd_una > self._end_seq
+            and not self.closed
+        ):
+            events.append(self._close(None))
+
+    def _close(self, error: HyperlobbyError | None) -> StreamClosed:
+        self.closed = True
+        self.error = error
+        self._rto_deadline = None
+        self._probe_deadline = None
+        self._retx.clear()
+        self._messages.clear()
+        return StreamClosed(error)
