@@ -101,3 +101,8 @@ class AdmissionRefused(RtcError):
 
 class SessionFullError(AdmissionRefused):
     """The session already has ``max_peers`` guests (connected or still connecting)."""
+
+
+class LobbyError(HyperlobbyError):
+    """A lobby operation that cannot be done: no session at that URL, a lobby that is not one,
+    a host that never answered. A refusal by the host is :class:`AdmissionRefused`."""

@@ -38,7 +38,7 @@ from hyperlobby.errors import (
 )
 from hyperlobby.wire.connection import ReplicationConnection
 from hyperlobby.wire.replicator import CoreReplicator, DownloadRange
-from hyperlobby.wire.session import ReplicationSession
+from hyperlobby.wire.session import Extension, ReplicationSession
 from hyperlobby.wire.stream import SecretStreamConnection
 
 _log = logging.getLogger(__name__)
@@ -75,6 +75,7 @@ class Replication:
         self._connections: dict[object, _Flushable] = {}  # live connections, each able to flush
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._extensions: list[Extension] = []
         self.closed = False
 
     # --- cores ---------------------------------------------------------------------------------
@@ -93,6 +94,19 @@ class Replication:
                 link.session.open(rep)
             link.flush()
         return rep
+
+    def add_extension(self, ext: Extension) -> None:
+        """Run protocol ``ext`` on every current and future connection (see :class:`Extension`)."""
+        self._extensions.append(ext)
+        for link in self._connections.values():
+            if link.session is not None:
+                link.session.add_extension(ext)
+                ext.attached(link.session)
+            link.flush()
+
+    def flush(self) -> None:
+        """Write out what sessions queued outside a receive (an extension replying later)."""
+        self._flush_all()
 
     def replicator(self, core: Hypercore) -> CoreReplicator:
         return self.add(core)
@@ -179,7 +193,10 @@ class Replication:
     async def run(self, conn: SecretStreamConnection) -> None:
         """Replicate over ``conn`` until it closes (returns then; raises nothing for peer faults)."""
         session = ReplicationSession(
-            self._resolve, is_initiator=conn.is_initiator, handshake_hash=conn.handshake_hash
+            self._resolve,
+            is_initiator=conn.is_initiator,
+            handshake_hash=conn.handshake_hash,
+            extensions=self._extensions,
         )
         link = _Link(conn, session, self._write_group)
         self._connections[conn] = link
@@ -248,7 +265,12 @@ class Replication:
         )
 
     def _session_for(self, is_initiator: bool, handshake_hash: bytes) -> ReplicationSession:
-        return ReplicationSession(self._resolve, is_initiator=is_initiator, handshake_hash=handshake_hash)
+        return ReplicationSession(
+            self._resolve,
+            is_initiator=is_initiator,
+            handshake_hash=handshake_hash,
+            extensions=self._extensions,
+        )
 
     def _connected(self, conn: ReplicationConnection) -> None:
         session = conn.session
@@ -274,6 +296,8 @@ class Replication:
         """
         for rep in list(self._replicators.values()):
             session.open(rep)
+        for ext in self._extensions:
+            ext.attached(session)
 
     @property
     def connections(self) -> int:

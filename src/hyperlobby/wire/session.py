@@ -17,7 +17,8 @@ their requests.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from hyperlobby.errors import DecodeError, ProtocolError
 from hyperlobby.wire.messages import (
@@ -43,6 +44,24 @@ from hyperlobby.wire.protomux import (
 from hyperlobby.wire.replicator import CoreReplicator, Peer
 
 Resolver = Callable[[bytes], CoreReplicator | None]
+
+
+class Extension(Protocol):
+    """A protocol of our own next to replication on the same connection (e.g. the lobby's
+    admission channel). The session pairs ``protocol`` and hands the extension every event of
+    its channels; the extension writes with ``session.mux`` and queues the frames with
+    :meth:`ReplicationSession.queue`."""
+
+    protocol: str
+
+    def attached(self, session: ReplicationSession) -> None:
+        """A connection is up (its session is ready to open channels)."""
+
+    def event(self, session: ReplicationSession, event: MuxEvent) -> None:
+        """An event for a channel of ``protocol`` (or a remote open of it)."""
+
+    def detached(self, session: ReplicationSession) -> None:
+        """The connection is gone."""
 
 
 class _ChannelTransport:
@@ -76,7 +95,14 @@ class _ChannelTransport:
 class ReplicationSession:
     """Replication over one connection (see the module docstring)."""
 
-    def __init__(self, resolve: Resolver, *, is_initiator: bool, handshake_hash: bytes) -> None:
+    def __init__(
+        self,
+        resolve: Resolver,
+        *,
+        is_initiator: bool,
+        handshake_hash: bytes,
+        extensions: Sequence[Extension] = (),
+    ) -> None:
         self.resolve = resolve
         self.is_initiator = is_initiator
         self.handshake_hash = handshake_hash
@@ -84,6 +110,9 @@ class ReplicationSession:
         self.mux.pair(PROTOCOL)
         for alias in ALIASES:
             self.mux.pair(alias)
+        self.extensions: dict[str, Extension] = {}
+        for ext in extensions:
+            self.add_extension(ext)
         self._out: list[bytes] = []
         self.peers: dict[bytes, Peer] = {}  # discovery key -> peer
         self.closed = False
@@ -95,6 +124,14 @@ class ReplicationSession:
         out.extend(self.mux.data_to_send())
         self._out = []
         return out
+
+    def queue(self, frames: list[bytes]) -> None:
+        """Queue frames an extension produced with ``self.mux`` (sent in order with the rest)."""
+        self._out.extend(frames)
+
+    def add_extension(self, ext: Extension) -> None:
+        self.extensions[ext.protocol] = ext
+        self.mux.pair(ext.protocol)
 
     # --- channels ------------------------------------------------------------------------------
 
@@ -144,7 +181,12 @@ class ReplicationSession:
         if self.closed:
             return
         self.closed = True
-        self.mux.shutdown()
+        events = self.mux.shutdown()
+        for ext in list(self.extensions.values()):
+            for event in events:
+                if isinstance(event, ChannelClosed) and event.channel.protocol == ext.protocol:
+                    ext.event(self, event)
+            ext.detached(self)
         for peer in list(self.peers.values()):
             peer.on_close()
         self.peers.clear()
@@ -158,6 +200,12 @@ class ReplicationSession:
             events = self.mux.events()
 
     def _dispatch(self, event: MuxEvent) -> None:
+        if self.extensions:
+            protocol = event.protocol if isinstance(event, RemoteOpenRequest) else event.channel.protocol
+            ext = self.extensions.get(protocol)
+            if ext is not None:
+                ext.event(self, event)
+                return
         if isinstance(event, ChannelMessage):
             peer = event.channel.user_data
             if not isinstance(peer, Peer) or not peer.active:
