@@ -335,11 +335,17 @@ class UdxStreamState:
         self._destroy_due = True
         return [self._close(None)]
 
-    def read_done(self, nbytes: int) -> None:
-        """The application consumed ``nbytes`` of delivered data: the window reopens."""
+    def read_done(self, nbytes: int) -> bool:
+        """The application consumed ``nbytes`` of delivered data: the window reopens.
+
+        Returns True when that owes the peer a window update (it was stalled by our window),
+        so the caller knows to call :meth:`packets_to_send` soon.
+        """
         self.unread_bytes = max(0, self.unread_bytes - nbytes)
         if self._advertised < self.max_payload and self._window() >= self.max_payload:
-            self._ack_due = True  # tell a sender stalled by our window that it may go on
+            self._ack_due = True
+            return True
+        return False
 
     # --- network side --------------------------------------------------------------------------
 

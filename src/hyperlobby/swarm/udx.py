@@ -1,0 +1,413 @@
+"""asyncio UDX: one UDP socket multiplexing many :class:`UdxStream` objects by stream id.
+
+Theory of operation
+-------------------
+The protocol lives in :mod:`hyperlobby.swarm.udx_protocol`; this module only moves bytes and
+time. :class:`UdxSocket` owns a non-blocking UDP socket registered with ``loop.add_reader``.
+When it is readable we drain up to :data:`READ_BATCH` datagrams in one go (asyncio's own
+datagram transport reads one per loop iteration, which caps a busy stream at one packet per
+iteration), hand each to its stream's state machine, and only then let each touched stream
+produce its packets, so a burst of data gets a single ack instead of one per packet.
+
+Routing: a datagram that starts with the UDX magic/version and names a stream id we own,
+coming from that stream's remote address, goes to the stream. Anything else is passed to
+``on_message`` (dht-rpc shares the socket with UDX in Hyperswarm) or dropped.
+
+Sending uses ``sendto`` directly. If the kernel buffer is full the datagrams wait in a
+bounded backlog drained by a writer callback; past the bound they are dropped, which the
+stream's retransmission already handles, so a flood cannot grow memory.
+
+Each stream keeps one timer handle, armed at the state machine's next deadline. Writes are
+coalesced: ``write`` only schedules a flush for the end of the current loop iteration.
+Reading is either pull (``await read()``) or push (``on_data``/``on_end`` callbacks, for
+protocol-style users such as a secret-stream adapter). Closed streams linger for
+:data:`~hyperlobby.swarm.udx_protocol.LINGER` seconds so the peer's retransmitted END still
+gets our ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import random
+import socket as _socket
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from hyperlobby.errors import HyperlobbyError, ProtocolError
+from hyperlobby.swarm.udx_protocol import (
+    DEFAULT_PAYLOAD,
+    DEFAULT_RECV_WINDOW,
+    DEFAULT_TIMEOUT,
+    LINGER,
+    StreamClosed,
+    StreamData,
+    StreamEnd,
+    StreamEvent,
+    StreamMessage,
+    UdxStreamState,
+    is_udx,
+    peek_stream_id,
+)
+
+READ_BATCH = 256
+MAX_BACKLOG = 4096
+DEFAULT_HIGH_WATER = 4 * 1024 * 1024
+_ALLOWED_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+Address = tuple[str, int]
+
+
+class UdxSocket:
+    """A bound UDP socket carrying UDX streams (and, via ``on_message``, other datagrams)."""
+
+    def __init__(self, sock: _socket.socket) -> None:
+        sock.setblocking(False)
+        self._sock = sock
+        self._loop = asyncio.get_running_loop()
+        self._streams: dict[int, UdxStream] = {}
+        self._backlog: deque[tuple[bytes, Address]] = deque()
+        self._writer_on = False
+        self._closed = False
+        self.on_message: Callable[[bytes, Address], None] | None = None
+        self.dropped_sends = 0
+        host, port = sock.getsockname()[:2]
+        self.address: Address = (host, port)
+        self._loop.add_reader(sock.fileno(), self._read_ready)
+
+    @classmethod
+    async def bind(cls, host: str = "127.0.0.1", port: int = 0, *, buffer_size: int = 4 << 20) -> UdxSocket:
+        """Bind a UDP socket (loopback only in this code base's tests) and start reading."""
+        family = _socket.AF_INET6 if ":" in host else _socket.AF_INET
+        sock = _socket.socket(family, _socket.SOCK_DGRAM)
+        try:
+            for opt in (_socket.SO_RCVBUF, _socket.SO_SNDBUF):
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(_socket.SOL_SOCKET, opt, buffer_size)
+            sock.bind((host, port))
+        except BaseException:
+            sock.close()
+            raise
+        return cls(sock)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def create_stream(
+        self,
+        stream_id: int | None = None,
+        *,
+        max_payload: int = DEFAULT_PAYLOAD,
+        recv_window: int = DEFAULT_RECV_WINDOW,
+        timeout: float = DEFAULT_TIMEOUT,
+        keepalive: float | None = None,
+        high_water: int = DEFAULT_HIGH_WATER,
+    ) -> UdxStream:
+        """A new stream with ``stream_id`` (random free id if None); connect it before use."""
+        if self._closed:
+            raise ProtocolError("UDX socket is closed")
+        if stream_id is None:
+            for _ in range(64):
+                stream_id = random.getrandbits(32)
+                if stream_id not in self._streams:
+                    break
+            else:  # pragma: no cover - 64 collisions among 2**32 ids
+                raise ProtocolError("no free UDX stream id")
+        if stream_id in self._streams:
+            raise ProtocolError("UDX stream id already in use", stream_id=stream_id)
+        state = UdxStreamState(
+            stream_id, max_payload=max_payload, recv_window=recv_window, timeout=timeout, keepalive=keepalive
+        )
+        stream = UdxStream(self, state, high_water)
+        self._streams[stream_id] = stream
+        return stream
+
+    def send(self, data: bytes, address: Address) -> None:
+        """Send one raw datagram (not UDX) from this socket; best effort, like UDP itself."""
+        self._sendto(data, address)
+
+    async def close(self) -> None:
+        """Destroy every stream and close the socket."""
+        if self._closed:
+            return
+        for stream in list(self._streams.values()):
+            stream.destroy()
+        self._closed = True
+        self._loop.remove_reader(self._sock.fileno())
+        if self._writer_on:
+            self._loop.remove_writer(self._sock.fileno())
+            self._writer_on = False
+        self._backlog.clear()
+        self._sock.close()
+        await asyncio.sleep(0)
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _sendto(self, data: bytes, address: Address) -> None:
+        if self._closed:
+            return
+        if self._backlog:
+            self._queue(data, address)
+            return
+        try:
+            self._sock.sendto(data, address)
+        except (BlockingIOError, InterruptedError):
+            self._queue(data, address)
+        except OSError as exc:  # e.g. ECONNREFUSED from an earlier ICMP: UDP is best effort
+            if exc.errno not in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EMSGSIZE):
+                raise
+
+    def _queue(self, data: bytes, address: Address) -> None:
+        if len(self._backlog) >= MAX_BACKLOG:
+            self.dropped_sends += 1
+            return
+        self._backlog.append((data, address))
+        if not self._writer_on:
+            self._writer_on = True
+            self._loop.add_writer(self._sock.fileno(), self._write_ready)
+
+    def _write_ready(self) -> None:
+        backlog = self._backlog
+        while backlog:
+            data, address = backlog[0]
+            try:
+                self._sock.sendto(data, address)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                pass
+            backlog.popleft()
+        self._writer_on = False
+        self._loop.remove_writer(self._sock.fileno())
+
+    def _read_ready(self) -> None:
+        touched: dict[int, UdxStream] = {}
+        now = self._loop.time()
+        streams = self._streams
+        recvfrom = self._sock.recvfrom
+        for _ in range(READ_BATCH):
+            try:
+                data, address = recvfrom(65536)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:  # ICMP errors surface here on some platforms; nothing to do
+                continue
+            address = (address[0], address[1])
+            if is_udx(data):
+                stream = streams.get(peek_stream_id(data))
+                if stream is not None and stream.remote_address == address:
+                    stream._datagram(data, now)
+                    touched[stream.id] = stream
+                    continue
+            if self.on_message is not None:
+                try:
+                    self.on_message(data, address)
+                except Exception:  # a handler bug must not stop the socket
+                    self._loop.call_exception_handler({"message": "UDX on_message failed", "socket": self})
+        for stream in touched.values():
+            stream._flush()
+
+    def _forget(self, stream: UdxStream) -> None:
+        if self._streams.get(stream.id) is stream:
+            del self._streams[stream.id]
+
+
+class UdxStream:
+    """A reliable ordered byte stream to one remote UDX stream (see the module docstring)."""
+
+    def __init__(self, socket: UdxSocket, state: UdxStreamState, high_water: int) -> None:
+        self.socket = socket
+        self.state = state
+        self.id = state.id
+        self.high_water = high_water
+        self.remote_address: Address | None = None
+        self._loop = socket._loop
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._flush_scheduled = False
+        self._chunks: deque[bytes] = deque()
+        self._eof = False
+        self._readable: asyncio.Future[None] | None = None
+        self._drained: asyncio.Future[None] | None = None
+        self.closed: asyncio.Future[HyperlobbyError | None] = self._loop.create_future()
+        self.on_data: Callable[[bytes], None] | None = None
+        self.on_end: Callable[[], None] | None = None
+        self.on_close: Callable[[HyperlobbyError | None], None] | None = None
+        self.on_message: Callable[[bytes], None] | None = None
+
+    @property
+    def remote_id(self) -> int:
+        return self.state.remote_id
+
+    @property
+    def error(self) -> HyperlobbyError | None:
+        return self.state.error
+
+    def connect(self, remote_id: int, host: str, port: int) -> None:
+        """Point the stream at the peer's stream id and address; packets flow from now on."""
+        if self.remote_address is not None:
+            raise ProtocolError("UDX stream already connected", stream_id=self.id)
+        self.state.remote_id = remote_id
+        self.remote_address = (host, port)
+        self._schedule_flush()
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue bytes; they go out at the end of this loop iteration (see drain())."""
+        if self.closed.done():
+            raise self.state.error or ProtocolError("UDX stream is closed", stream_id=self.id)
+        self.state.write(data)
+        self._schedule_flush()
+
+    async def drain(self) -> None:
+        """Wait until unacknowledged + unsent bytes fall to the high-water mark."""
+        while self.state.send_buffered > self.high_water and not self.closed.done():
+            if self._drained is None or self._drained.done():
+                self._drained = self._loop.create_future()
+            waiters: list[asyncio.Future[Any]] = [self._drained, self.closed]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if self.closed.done() and self.state.error is not None:
+            raise self.state.error
+
+    def end(self) -> None:
+        """Half-close: the peer reads EOF after everything written."""
+        self.state.end()
+        self._schedule_flush()
+
+    def send_message(self, data: bytes) -> None:
+        """An unreliable datagram on this stream (udx-native ``stream.send``)."""
+        self.state.send_message(data)
+        self._schedule_flush()
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """End our side and wait (bounded) for a clean close; destroy if the peer stalls."""
+        self.end()
+        try:
+            await asyncio.wait_for(asyncio.shield(self.closed), timeout)
+        except TimeoutError:
+            self.destroy()
+
+    def destroy(self) -> None:
+        """Abort now: a DESTROY packet tells the peer, and no more data is sent or received."""
+        self._handle(self.state.destroy())
+        self._flush()
+
+    async def wait_closed(self) -> HyperlobbyError | None:
+        return await asyncio.shield(self.closed)
+
+    # --- reading -------------------------------------------------------------------------------
+
+    async def read(self, n: int = -1) -> bytes:
+        """Next bytes (up to ``n`` if given); b"" at end of stream. Raises if the stream failed."""
+        while not self._chunks:
+            if self._eof or self.closed.done():
+                if self.state.error is not None and not self._eof:
+                    raise self.state.error
+                return b""
+            if self._readable is None or self._readable.done():
+                self._readable = self._loop.create_future()
+            await self._readable
+        chunk = self._chunks.popleft()
+        if 0 <= n < len(chunk):
+            self._chunks.appendleft(chunk[n:])
+            chunk = chunk[:n]
+        if self.state.read_done(len(chunk)):
+            self._schedule_flush()
+        return chunk
+
+    async def read_all(self, limit: int = 1 << 30) -> bytes:
+        """Everything until EOF (at most ``limit`` bytes)."""
+        parts = bytearray()
+        while len(parts) <= limit:
+            chunk = await self.read()
+            if not chunk:
+                break
+            parts += chunk
+        return bytes(parts)
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _datagram(self, data: bytes, now: float) -> None:
+        self._handle(self.state.receive(data, now))
+
+    def _handle(self, events: list[StreamEvent]) -> None:
+        for event in events:
+            if isinstance(event, StreamData):
+                if self.on_data is not None:
+                    if self.state.read_done(len(event.data)):
+                        self._schedule_flush()
+                    self.on_data(event.data)
+                else:
+                    self._chunks.append(event.data)
+                    self._wake_reader()
+            elif isinstance(event, StreamEnd):
+                self._eof = True
+                self._wake_reader()
+                if self.on_end is not None:
+                    self.on_end()
+            elif isinstance(event, StreamMessage):
+                if self.on_message is not None:
+                    self.on_message(event.data)
+            elif isinstance(event, StreamClosed):
+                self._on_closed(event.error)
+
+    def _on_closed(self, error: HyperlobbyError | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(error)
+        self._wake_reader()
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+        if self.state.destroyed:
+            self._loop.call_soon(self.socket._forget, self)
+        else:
+            self._loop.call_later(LINGER, self.socket._forget, self)
+        if self.on_close is not None:
+            self.on_close(error)
+
+    def _wake_reader(self) -> None:
+        if self._readable is not None and not self._readable.done():
+            self._readable.set_result(None)
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self.remote_address is None:
+            return
+        now = self._loop.time()
+        address = self.remote_address
+        sendto = self.socket._sendto
+        for datagram in self.state.packets_to_send(now):
+            sendto(datagram, address)
+        drained = self._drained
+        if drained is not None and not drained.done() and self.state.send_buffered <= self.high_water:
+            drained.set_result(None)
+        self._arm()
+
+    def _arm(self) -> None:
+        deadline = self.state.next_deadline()
+        if deadline is None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            return
+        # Re-arm only when the deadline moved earlier; a timer that fires early just re-arms.
+        if self._timer is None or deadline < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = deadline
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.socket.closed:
+            return
+        self._handle(self.state.on_timer(self._loop.time()))
+        self._flush()
