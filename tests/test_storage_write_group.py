@@ -54,3 +54,27 @@ def test_an_exception_in_the_group_rolls_everything_back(tmp_path: Path) -> None
     s.write(core, WriteBatch(blocks=[(0, b"later")]))  # the storage is still usable
     assert s.get_block(core, 0) == b"later"
     s.close()
+
+
+def test_nodes_staged_in_a_group_are_readable_and_committed(tmp_path: Path) -> None:
+    from hyperlobby.core.proofs import TreeNode
+
+    s = SqliteStorage(tmp_path / "s.db")
+    core = s.create_core(K1, D1, None, None).id
+    n5 = TreeNode(5, 2, b"\x05" * 32)  # a parent whose row is partial: merged, not written whole
+    n2 = TreeNode(2, 1, b"\x02" * 32)
+    with s.group():
+        s.write(core, WriteBatch(nodes=[n5]))
+        assert s.get_node(core, 5) == n5  # read back from the staged row
+        s.write(core, WriteBatch(nodes=[n2]))
+        assert s.get_node(core, 2) == n2
+        with pytest.raises(StorageError):  # a failing write drops what it would have staged
+            s.write(
+                core + 100, WriteBatch(nodes=[TreeNode(9, 1, b"\x09" * 32)], head=Head(0, 1, 1, (), b"s"))
+            )
+        assert s.get_node(core + 100, 9) is None
+    s.close()
+    reopened = SqliteStorage(tmp_path / "s.db")
+    assert reopened.get_node(core, 5) == n5
+    assert reopened.get_node(core, 2) == n2
+    reopened.close()

@@ -193,6 +193,9 @@ class SqliteStorage:
         self._failed: str | None = None
         self._group_depth = 0
         self._group_batches: list[WriteBatch] = []
+        # Inside a group, partial node rows are merged here and written once at commit: a proof
+        # touches ~2 rows per level and the next blocks' proofs touch many of the same rows.
+        self._staged_rows: dict[int, dict[int, TreeNode]] = {}
         self._wal_bytes = 0
         self._next_round = _CHECKPOINT_BYTES
         self._checkpointer: _Checkpointer | None = None
@@ -350,6 +353,10 @@ class SqliteStorage:
         g = (index + (1 << d) - 1) >> 1
         if g > _MAX_INDEX:
             return None
+        if self._staged_rows:
+            staged = self._staged_rows.get((core_id << _SHIFT) | g)
+            if staged is not None:
+                return staged.get(d)
         row = (
             self._check_open()
             .execute("SELECT v FROM nodes WHERE k = ?", ((core_id << _SHIFT) | g,))
@@ -387,6 +394,9 @@ class SqliteStorage:
         try:
             db.execute("SAVEPOINT w" if grouped else "BEGIN IMMEDIATE")
             try:
+                staged: dict[int, dict[int, TreeNode]] | None = {} if grouped else None
+                if self._staged_rows and (batch.truncate_nodes_from is not None or batch.delete_nodes):
+                    self._flush_staged(db)
                 if batch.truncate_blocks_from is not None:
                     db.execute(
                         "DELETE FROM blocks WHERE k >= ? AND k < ?",
@@ -408,7 +418,7 @@ class SqliteStorage:
                         [(base + i, v) for i, v in blocks],
                     )
                 if groups is not None:
-                    self._write_groups(db, base, *groups)
+                    self._write_groups(db, base, *groups, staged=staged)
                 if batch.bitfield_pages:
                     db.executemany(
                         "INSERT OR REPLACE INTO bitfield (core, page, data) VALUES (?, ?, ?)",
@@ -453,6 +463,8 @@ class SqliteStorage:
             raise StorageError("write to storage failed", core_id=core_id, reason=str(err)) from err
         if grouped:
             self._group_batches.append(batch)
+            if staged:
+                self._staged_rows.update(staged)
         elif self._checkpointer is not None:
             self._after_commit(batch)
 
@@ -480,8 +492,14 @@ class SqliteStorage:
             self._group_depth = 0
             batches, self._group_batches = self._group_batches, []
             try:
-                db.execute("COMMIT" if ok else "ROLLBACK")
+                if ok:
+                    self._flush_staged(db)
+                    db.execute("COMMIT")
+                else:
+                    self._staged_rows = {}
+                    db.execute("ROLLBACK")
             except sqlite3.Error as err:
+                self._staged_rows = {}
                 # The writes already changed cores in memory: refuse to go on from a state that
                 # disk does not have. Reopening the store reloads what was committed.
                 self._failed = str(err)
@@ -544,13 +562,30 @@ class SqliteStorage:
             add_partial(run_group, k, pending)
         return list(whole.items()), partial
 
-    @staticmethod
     def _write_groups(
+        self,
         db: sqlite3.Connection,
         base: int,
         whole: list[tuple[int, bytes]],
         partial: dict[int, dict[int, TreeNode]],
+        *,
+        staged: dict[int, dict[int, TreeNode]] | None = None,
     ) -> None:
+        """Write whole groups blindly and merge partial ones into their rows.
+
+        With ``staged`` (inside a write group) merged partial rows go there instead of to the
+        database, and rows already staged by earlier writes of the group are merged in memory.
+        """
+        committed = self._staged_rows
+        if staged is not None:
+            kept = []
+            for g, raw in whole:
+                key = base + g
+                if key in committed or key in staged:
+                    partial.setdefault(g, {}).update(_unpack_group(g, raw))
+                else:
+                    kept.append((g, raw))
+            whole = kept
         if len(whole) == 1:
             db.execute("INSERT OR REPLACE INTO nodes (k, v) VALUES (?, ?)", (base + whole[0][0], whole[0][1]))
         elif whole:
@@ -558,12 +593,32 @@ class SqliteStorage:
                 "INSERT OR REPLACE INTO nodes (k, v) VALUES (?, ?)", [(base + g, v) for g, v in whole]
             )
         for g, nodes in partial.items():
-            row = db.execute("SELECT v FROM nodes WHERE k = ?", (base + g,)).fetchone()
-            if row is not None:
-                merged = _unpack_group(g, row[0])
-                merged.update(nodes)
-                nodes = merged
-            db.execute("INSERT OR REPLACE INTO nodes (k, v) VALUES (?, ?)", (base + g, _pack_group(nodes)))
+            key = base + g
+            if staged is not None:
+                current = staged.get(key)
+                if current is None:
+                    current = committed.get(key)
+                    current = dict(current) if current is not None else self._read_group(db, key, g)
+                current.update(nodes)
+                staged[key] = current
+                continue
+            merged = self._read_group(db, key, g)
+            merged.update(nodes)
+            db.execute("INSERT OR REPLACE INTO nodes (k, v) VALUES (?, ?)", (key, _pack_group(merged)))
+
+    @staticmethod
+    def _read_group(db: sqlite3.Connection, key: int, g: int) -> dict[int, TreeNode]:
+        row = db.execute("SELECT v FROM nodes WHERE k = ?", (key,)).fetchone()
+        return {} if row is None else _unpack_group(g, row[0])
+
+    def _flush_staged(self, db: sqlite3.Connection) -> None:
+        """Write the node rows staged by the current group (before commit or a truncation)."""
+        rows, self._staged_rows = self._staged_rows, {}
+        if rows:
+            db.executemany(
+                "INSERT OR REPLACE INTO nodes (k, v) VALUES (?, ?)",
+                [(key, _pack_group(nodes)) for key, nodes in rows.items()],
+            )
 
     @staticmethod
     def _rewrite_group(db: sqlite3.Connection, base: int, g: int, keep: dict[int, TreeNode]) -> None:
