@@ -669,7 +669,10 @@ class LogHostLobby(HostLobby):
         return {k: c.length for k, c in self._guest_logs.items() if c.length}
 
     def _append(self, kind: str, **fields: Any) -> None:
-        self.core.append(_entry(kind, self._clock(), **fields))
+        clock = self._clock()
+        self.core.append(_entry(kind, clock, **fields))
+        self.merge.add(self.core.key, clock)
+        self.order.extend(self.merge.ready())
 
     def _write_start(self, record: HostRecord) -> None:
         self._append("hello", record=base64.b64encode(record.encode()).decode())
