@@ -1,0 +1,179 @@
+"""UDX over real UDP sockets on 127.0.0.1, Python to Python."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+
+import pytest
+
+from hyperlobby.errors import ProtocolError
+from hyperlobby.swarm.udx import UdxSocket, UdxStream
+from hyperlobby.wire.noise import NoiseKeyPair
+from udx_helpers import SecretOverUdx
+
+
+async def pair(**opts: int) -> tuple[UdxSocket, UdxSocket, UdxStream, UdxStream]:
+    a = await UdxSocket.bind("127.0.0.1")
+    b = await UdxSocket.bind("127.0.0.1")
+    sa = a.create_stream(**opts)
+    sb = b.create_stream(**opts)
+    sa.connect(sb.id, *b.address)
+    sb.connect(sa.id, *a.address)
+    return a, b, sa, sb
+
+
+async def send_all(stream: UdxStream, data: bytes, chunk: int = 65536) -> None:
+    for i in range(0, len(data), chunk):
+        stream.write(data[i : i + chunk])
+        await stream.drain()
+    stream.end()
+
+
+async def test_bulk_transfer_both_directions() -> None:
+    a, b, sa, sb = await pair(max_payload=1452)
+    try:
+        data_ab, data_ba = os.urandom(8_000_000), os.urandom(3_000_000)
+        async with asyncio.timeout(30):
+            _, _, got_b, got_a = await asyncio.gather(
+                send_all(sa, data_ab), send_all(sb, data_ba), sb.read_all(), sa.read_all()
+            )
+            assert hashlib.sha256(got_b).digest() == hashlib.sha256(data_ab).digest()
+            assert got_a == data_ba
+            assert await sa.wait_closed() is None and await sb.wait_closed() is None
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_many_streams_share_one_socket() -> None:
+    a = await UdxSocket.bind("127.0.0.1")
+    b = await UdxSocket.bind("127.0.0.1")
+    try:
+        pairs = []
+        for _ in range(20):
+            sa, sb = a.create_stream(), b.create_stream()
+            sa.connect(sb.id, *b.address)
+            sb.connect(sa.id, *a.address)
+            pairs.append((sa, sb, os.urandom(100_000)))
+
+        async def one(sa: UdxStream, sb: UdxStream, data: bytes) -> None:
+            async def echo() -> None:
+                sb.write(await sb.read_all())
+                sb.end()
+
+            _, _, back = await asyncio.gather(send_all(sa, data), echo(), sa.read_all())
+            assert back == data
+
+        async with asyncio.timeout(30):
+            await asyncio.gather(*(one(*p) for p in pairs))
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_garbage_datagrams_are_ignored_and_other_datagrams_routed() -> None:
+    a, b, sa, sb = await pair()
+    c = await UdxSocket.bind("127.0.0.1")
+    others: list[bytes] = []
+    b.on_message = lambda data, addr: others.append(data)
+    try:
+        data = os.urandom(500_000)
+        garbage = [b"", b"\xff", b"\xff\x01" + bytes(10), b"dht-rpc message", os.urandom(1200)]
+        # forged UDX packets aimed at sb's id from the wrong address, and a bad data offset
+        forged = bytes([0xFF, 1, 1, 0]) + sb.id.to_bytes(4, "little") + bytes(12) + b"evil"
+        bad_offset = bytes([0xFF, 1, 1, 200]) + sb.id.to_bytes(4, "little") + bytes(12) + b"x"
+        async with asyncio.timeout(20):
+            writer = asyncio.ensure_future(send_all(sa, data))
+            for _ in range(20):
+                for g in [*garbage, forged, bad_offset]:
+                    c.send(g, b.address)
+                a.send(bad_offset, b.address)  # malformed, from the real peer's address
+                await asyncio.sleep(0)
+            got = await sb.read_all()
+            await writer
+        assert got == data
+        assert b"dht-rpc message" in others and forged in others
+    finally:
+        await a.close()
+        await b.close()
+        await c.close()
+
+
+async def test_destroy_reaches_the_peer() -> None:
+    a, b, sa, sb = await pair()
+    try:
+        sa.write(b"hello")
+        async with asyncio.timeout(10):
+            assert await sb.read() == b"hello"
+            sa.destroy()
+            error = await sb.wait_closed()
+            assert isinstance(error, ProtocolError)
+            with pytest.raises(ProtocolError):
+                await sb.read()
+            with pytest.raises(ProtocolError):
+                sb.write(b"late")
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_messages_ride_on_the_stream() -> None:
+    a, b, sa, sb = await pair()
+    got: asyncio.Queue[bytes] = asyncio.Queue()
+    sb.on_message = got.put_nowait
+    try:
+        sa.send_message(b"datagram")
+        async with asyncio.timeout(10):
+            assert await got.get() == b"datagram"
+        with pytest.raises(Exception, match="larger than one packet"):
+            sa.send_message(bytes(1153))
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_close_is_clean_and_bounded() -> None:
+    a, b, sa, sb = await pair()
+    try:
+        sa.write(b"bye")
+        async with asyncio.timeout(15):
+            closing = asyncio.ensure_future(sa.close(timeout=10))
+            assert await sb.read_all() == b"bye"
+            sb.end()
+            await closing
+            assert sa.closed.result() is None
+        # A peer that never ends: close() gives up after its timeout and destroys.
+        sc, sd = a.create_stream(), b.create_stream()
+        sc.connect(sd.id, *b.address)
+        sd.connect(sc.id, *a.address)
+        async with asyncio.timeout(10):
+            await sc.close(timeout=0.3)
+            assert sc.closed.done()
+            assert isinstance(await sd.wait_closed(), ProtocolError)
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_secret_stream_over_udx() -> None:
+    a, b, sa, sb = await pair()
+    try:
+        init = SecretOverUdx(sa, True, NoiseKeyPair.generate())
+        resp = SecretOverUdx(sb, False, NoiseKeyPair.generate())
+        async with asyncio.timeout(15):
+            hs_i, hs_r = await init.handshake, await resp.handshake
+            assert hs_i.handshake_hash == hs_r.handshake_hash
+            messages = [os.urandom(n) for n in (0, 1, 1000, 65536, 300_000)]
+            for m in messages:
+                init.send(m)
+            for m in messages[1:]:  # empty messages are keepalives and filtered
+                got = await resp.messages.get()
+                assert got == m
+                resp.send(got[::-1])
+            for m in messages[1:]:
+                assert await init.messages.get() == m[::-1]
+    finally:
+        await a.close()
+        await b.close()
