@@ -800,6 +800,21 @@ def host_lobby(kind: str, *args: Any, **kwargs: Any) -> HostLobby:
     raise LobbyError("a lobby is 'drive' or 'log'", kind=kind)
 
 
+async def detect_kind(store: Store, replication: Replication, key: bytes, *, timeout: float = 10.0) -> str:
+    """Which option a lobby is, from its first block: a log lobby's entries are our JSON, a
+    drive lobby's first block is a Hyperbee header."""
+    core = store.get(key=key)
+    try:
+        first = await replication.get(core, 0, timeout=timeout)
+    except HyperlobbyError as err:
+        raise LobbyError("could not read the lobby (is its host online?)", url=canonical_url(key)) from err
+    try:
+        parse_entry(first)
+    except DecodeError:
+        return "drive"
+    return "log"
+
+
 def guest_lobby(kind: str, *args: Any, **kwargs: Any) -> GuestLobby:
     if kind == "drive":
         return DriveGuestLobby(*args, **kwargs)
@@ -821,6 +836,7 @@ __all__ = [
     "Member",
     "admitted_path",
     "answer_path",
+    "detect_kind",
     "guest_lobby",
     "host_lobby",
     "offer_path",
