@@ -1,0 +1,199 @@
+"""UDX stream throughput on loopback, next to TCP, in one run.
+
+Run: ``.venv/bin/python bench/bench_udx.py`` (or ``python -m bench bench_udx``). One-way bulk
+transfer of N bytes, timed from the first write until the receiver has everything:
+
+* Python UDX -> Python UDX at udx-native's base payload (1152 B) and at a full Ethernet
+  payload (1452 B);
+* Python asyncio TCP -> Python asyncio TCP (streams API writer, Protocol reader) as the baseline;
+* Python UDX -> udx-native and udx-native -> Python UDX (interop/peers/udx_peer.js);
+* udx-native -> udx-native inside one node process, for the JS reference's own speed.
+
+The JS rows need node and ``interop/node_modules``; without them they are reported as skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from hyperlobby.swarm.udx import UdxSocket, UdxStream
+
+HOST = "127.0.0.1"
+CHUNK = 65536
+INTEROP = Path(__file__).resolve().parent.parent / "interop"
+
+
+async def _send(stream: UdxStream, data: bytes) -> None:
+    for i in range(0, len(data), CHUNK):
+        stream.write(data[i : i + CHUNK])
+        await stream.drain()
+    stream.end()
+
+
+async def udx_python(total: int, payload: int) -> float:
+    a = await UdxSocket.bind(HOST)
+    b = await UdxSocket.bind(HOST)
+    try:
+        sa = a.create_stream(max_payload=payload)
+        sb = b.create_stream(max_payload=payload)
+        sa.connect(sb.id, *b.address)
+        sb.connect(sa.id, *a.address)
+        data = os.urandom(total)
+        t0 = time.perf_counter()
+
+        async def receive() -> int:
+            n = 0
+            while chunk := await sb.read():
+                n += len(chunk)
+            return n
+
+        _, got = await asyncio.wait_for(asyncio.gather(_send(sa, data), receive()), 120)
+        elapsed = time.perf_counter() - t0
+        assert got == total
+        sb.end()
+        return total / elapsed / 1e6
+    finally:
+        await a.close()
+        await b.close()
+
+
+class _Counter(asyncio.Protocol):
+    def __init__(self, total: int, done: asyncio.Future[None]) -> None:
+        self.total = total
+        self.done = done
+        self.n = 0
+
+    def data_received(self, data: bytes) -> None:
+        self.n += len(data)
+        if self.n >= self.total and not self.done.done():
+            self.done.set_result(None)
+
+
+async def tcp_python(total: int) -> float:
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    server = await loop.create_server(lambda: _Counter(total, done), HOST, 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await asyncio.open_connection(HOST, port)
+        data = os.urandom(total)
+        t0 = time.perf_counter()
+        for i in range(0, total, CHUNK):
+            writer.write(data[i : i + CHUNK])
+            await writer.drain()
+        await asyncio.wait_for(done, 120)
+        elapsed = time.perf_counter() - t0
+        writer.close()
+        return total / elapsed / 1e6
+    finally:
+        server.close()
+
+
+async def _js_peer(sock: UdxSocket, *args: str) -> tuple[asyncio.subprocess.Process, UdxStream]:
+    node = shutil.which("node")
+    assert node is not None
+    proc = await asyncio.create_subprocess_exec(
+        node,
+        str(INTEROP / "peers" / "udx_peer.js"),
+        *args,
+        cwd=INTEROP,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    info = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
+    stream = sock.create_stream()
+    stream.connect(info["id"], HOST, info["port"])
+    proc.stdin.write((json.dumps({"remoteId": stream.id, "port": sock.address[1]}) + "\n").encode())
+    await proc.stdin.drain()
+    return proc, stream
+
+
+async def udx_python_to_js(total: int) -> float:
+    sock = await UdxSocket.bind(HOST)
+    proc, stream = await _js_peer(sock, "sink")
+    try:
+        data = os.urandom(total)
+        t0 = time.perf_counter()
+        await _send(stream, data)
+        await asyncio.wait_for(stream.read_all(), 120)  # the sink ends after reading everything
+        elapsed = time.perf_counter() - t0
+        return total / elapsed / 1e6
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+        await sock.close()
+
+
+async def udx_js_to_python(total: int) -> float:
+    sock = await UdxSocket.bind(HOST)
+    proc, stream = await _js_peer(sock, "source", str(total))
+    try:
+        t0 = time.perf_counter()
+        n = 0
+        async with asyncio.timeout(120):
+            while chunk := await stream.read():
+                n += len(chunk)
+        elapsed = time.perf_counter() - t0  # includes the node side generating random bytes
+        assert n == total
+        stream.end()
+        return total / elapsed / 1e6
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+        await sock.close()
+
+
+async def udx_js_to_js(total: int) -> float:
+    node = shutil.which("node")
+    assert node is not None
+    proc = await asyncio.create_subprocess_exec(
+        node,
+        str(INTEROP / "peers" / "udx_peer.js"),
+        "bench",
+        str(total),
+        cwd=INTEROP,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    result = json.loads(out.splitlines()[0])
+    return float(result["bytes"]) / float(result["seconds"]) / 1e6
+
+
+async def run(total: int) -> None:
+    rows: list[tuple[str, float | None]] = []
+    rows.append(("tcp     python -> python (asyncio)", await tcp_python(total)))
+    rows.append(("udx     python -> python (1152 B payload)", await udx_python(total, 1152)))
+    rows.append(("udx     python -> python (1452 B payload)", await udx_python(total, 1452)))
+    has_js = shutil.which("node") is not None and (INTEROP / "node_modules" / "udx-native").is_dir()
+    for name, fn in (
+        ("udx     python -> udx-native", udx_python_to_js),
+        ("udx     udx-native -> python", udx_js_to_python),
+        ("udx     udx-native -> udx-native", udx_js_to_js),
+    ):
+        rows.append((name, await fn(total) if has_js else None))
+    print(f"one-way bulk transfer of {total / 1e6:.1f} MB on loopback")
+    for name, mbps in rows:
+        print(f"  {name:45s} {'skipped (no node)' if mbps is None else f'{mbps:8.1f} MB/s'}")
+    tcp = rows[0][1]
+    best = max(v for _, v in rows[1:3] if v is not None)
+    if tcp:
+        print(f"  python udx / python tcp: {best / tcp:.2f}")
+
+
+def main(quick: bool = False) -> None:
+    asyncio.run(run(1_000_000 if quick else 50_000_000))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    main(quick=parser.parse_args().quick)
