@@ -212,7 +212,7 @@ class Hypercore:
         self._closed = False
         self._listeners: list[AppendListener] = []
         self._waiters: list[tuple[int, asyncio.Future[int]]] = []
-        self._cache: dict[int, TreeNode] = {}
+        self._cache: dict[int, TreeNode | None] = {}
 
         self._manifest: Manifest | None = None
         self._compat = False
@@ -355,13 +355,19 @@ class Hypercore:
     # --- NodeReader for the tree ------------------------------------------------------------------
 
     def get_node(self, index: int) -> TreeNode | None:
-        """A stored tree node (cached); ``None`` if we do not hold it."""
-        node = self._cache.get(index)
-        if node is not None:
-            return node
+        """A stored tree node (cached); ``None`` if we do not hold it.
+
+        Misses are cached too: a reader asks about the same absent ancestors for every block it
+        requests or verifies. That stays coherent because every write to this core goes through
+        this object (:meth:`_remember` replaces a cached miss; truncation clears the cache).
+        """
+        cache = self._cache
+        if index in cache:
+            return cache[index]
         node = self._storage.get_node(self._id, index)
-        if node is not None:
-            self._remember((node,))
+        if len(cache) > _NODE_CACHE_SIZE:
+            cache.clear()
+        cache[index] = node
         return node
 
     def _remember(self, nodes: Iterable[TreeNode]) -> None:
