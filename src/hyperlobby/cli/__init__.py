@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from hyperlobby import __version__
-from hyperlobby.cli import drive, social
+from hyperlobby.cli import drive, lobby, social
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     drive.register(subparsers)
     social.register(subparsers)
+    lobby.register(subparsers)
     return parser
 
 

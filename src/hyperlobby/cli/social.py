@@ -88,8 +88,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--depth", type=int, choices=[1, 2], default=1, help="2: follow friends of friends")
     p.set_defaults(handler=_run(_serve))
 
-    p = subparsers.add_parser("host", help="publish session.json by hand (needs a running node)")
-    hsub = p.add_subparsers(dest="host_command", metavar="ACTION", required=True)
+    p = subparsers.add_parser(
+        "host", help="host a session (--name NAME), or publish session.json by hand (start|peers|stop)"
+    )
+    from hyperlobby.cli import lobby as lobby_cli  # the real host: `hyperlobby host --name NAME`
+
+    lobby_cli.extend_host(p)
+    hsub = p.add_subparsers(dest="host_command", metavar="ACTION", required=False)
     hs = hsub.add_parser("start", parents=[common], help="start hosting: write session.json")
     hs.add_argument("--name", required=True)
     hs.add_argument("--url", required=True, help="the lobby archive URL")
