@@ -196,10 +196,31 @@ class _Node:
         buf = state.buffer
         pos = state.start
         end = state.end
-        if pos + 34 <= end and buf[pos] < 0xFD and buf[pos + 1] < 0xFD:
-            # The common case: both integers fit in one byte.
-            state.start = pos + 34
-            return TreeNode(buf[pos], buf[pos + 1], bytes(buf[pos + 2 : pos + 34]))
+        # Fast path for one-, three- and five-byte uints (every index and size below 2^32);
+        # anything else, or a short buffer, takes the generic (checked) path.
+        if pos + 43 <= end:
+            first = buf[pos]
+            if first < 0xFD:
+                index, at = first, pos + 1
+            elif first == 0xFD:
+                index, at = buf[pos + 1] | buf[pos + 2] << 8, pos + 3
+            elif first == 0xFE:
+                index, at = int.from_bytes(buf[pos + 1 : pos + 5], "little"), pos + 5
+            else:
+                at = -1
+            if at >= 0:
+                first = buf[at]
+                if first < 0xFD:
+                    size, at = first, at + 1
+                elif first == 0xFD:
+                    size, at = buf[at + 1] | buf[at + 2] << 8, at + 3
+                elif first == 0xFE:
+                    size, at = int.from_bytes(buf[at + 1 : at + 5], "little"), at + 5
+                else:
+                    at = -1
+                if at >= 0:
+                    state.start = at + 32
+                    return TreeNode(index, size, bytes(buf[at : at + 32]))
         index = _uint.decode(state)
         size = _uint.decode(state)
         return TreeNode(index, size, c.fixed32.decode(state))
