@@ -17,6 +17,13 @@ Sending uses ``sendto`` directly. If the kernel buffer is full the datagrams wai
 bounded backlog drained by a writer callback; past the bound they are dropped, which the
 stream's retransmission already handles, so a flood cannot grow memory.
 
+Syscalls, not the protocol, dominate the cost of a packet in Python, so on Linux the socket
+uses UDP segmentation offload: a run of equal-sized datagrams to one address goes out as one
+``sendmsg`` with ``UDP_SEGMENT`` (the kernel cuts it back into ordinary datagrams, so the
+peer, udx-native included, sees exactly what separate sends would produce), and ``UDP_GRO``
+lets one ``recvmsg`` return a run of same-sized datagrams that we cut apart again. Either is
+switched off for good the first time the kernel refuses it.
+
 Each stream keeps one timer handle, armed at the state machine's next deadline. Writes are
 coalesced: ``write`` only schedules a flush for the end of the current loop iteration.
 Reading is either pull (``await read()``) or push (``on_data``/``on_end`` callbacks, for
@@ -32,6 +39,7 @@ import contextlib
 import errno
 import random
 import socket as _socket
+import sys
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -53,6 +61,13 @@ from hyperlobby.swarm.udx_protocol import (
 )
 
 READ_BATCH = 256
+_LINUX = sys.platform.startswith("linux")
+_SOL_UDP = 17
+_UDP_SEGMENT = 103  # linux/udp.h: send-side segmentation offload
+_UDP_GRO = 104  # linux/udp.h: receive-side coalescing; the segment size comes back in a cmsg
+_GSO_MAX_SEGMENTS = 64
+_GSO_MAX_BYTES = 65000
+_CMSG_SPACE = _socket.CMSG_SPACE(4) if hasattr(_socket, "CMSG_SPACE") else 0
 MAX_BACKLOG = 4096
 DEFAULT_HIGH_WATER = 4 * 1024 * 1024
 _ALLOWED_HOSTS = ("127.0.0.1", "::1", "localhost")
@@ -63,9 +78,17 @@ Address = tuple[str, int]
 class UdxSocket:
     """A bound UDP socket carrying UDX streams (and, via ``on_message``, other datagrams)."""
 
-    def __init__(self, sock: _socket.socket) -> None:
+    def __init__(self, sock: _socket.socket, *, offload: bool = True) -> None:
         sock.setblocking(False)
         self._sock = sock
+        self._gso = offload and _LINUX
+        self._gro = False
+        if offload and _LINUX and _CMSG_SPACE:
+            try:
+                sock.setsockopt(_SOL_UDP, _UDP_GRO, 1)
+                self._gro = True
+            except OSError:
+                pass
         self._loop = asyncio.get_running_loop()
         self._streams: dict[int, UdxStream] = {}
         self._backlog: deque[tuple[bytes, Address]] = deque()
@@ -78,7 +101,9 @@ class UdxSocket:
         self._loop.add_reader(sock.fileno(), self._read_ready)
 
     @classmethod
-    async def bind(cls, host: str = "127.0.0.1", port: int = 0, *, buffer_size: int = 4 << 20) -> UdxSocket:
+    async def bind(
+        cls, host: str = "127.0.0.1", port: int = 0, *, buffer_size: int = 4 << 20, offload: bool = True
+    ) -> UdxSocket:
         """Bind a UDP socket (loopback only in this code base's tests) and start reading."""
         family = _socket.AF_INET6 if ":" in host else _socket.AF_INET
         sock = _socket.socket(family, _socket.SOCK_DGRAM)
@@ -90,7 +115,7 @@ class UdxSocket:
         except BaseException:
             sock.close()
             raise
-        return cls(sock)
+        return cls(sock, offload=offload)
 
     @property
     def closed(self) -> bool:
@@ -160,6 +185,41 @@ class UdxSocket:
             if exc.errno not in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EMSGSIZE):
                 raise
 
+    def _send_batch(self, datagrams: list[bytes], address: Address) -> None:
+        """Send datagrams in order, folding runs of equal size into one GSO sendmsg."""
+        if not self._gso or len(datagrams) < 2 or self._backlog or self._closed:
+            for datagram in datagrams:
+                self._sendto(datagram, address)
+            return
+        i, n = 0, len(datagrams)
+        while i < n:
+            size = len(datagrams[i])
+            j = i + 1
+            limit = min(n, i + _GSO_MAX_SEGMENTS, i + max(1, _GSO_MAX_BYTES // size))
+            while j < limit and len(datagrams[j]) == size:
+                j += 1
+            if j < limit and len(datagrams[j]) < size:
+                j += 1  # the kernel allows one shorter final segment
+            if j - i == 1 or not self._gso or self._backlog:
+                self._sendto(datagrams[i], address)
+                i += 1
+                continue
+            try:
+                self._sock.sendmsg(
+                    [b"".join(datagrams[i:j])],
+                    [(_SOL_UDP, _UDP_SEGMENT, size.to_bytes(2, sys.byteorder))],
+                    0,
+                    address,
+                )
+            except (BlockingIOError, InterruptedError):
+                for datagram in datagrams[i:j]:
+                    self._queue(datagram, address)
+            except OSError:  # no GSO here (old kernel, odd device): plain sends from now on
+                self._gso = False
+                for datagram in datagrams[i:j]:
+                    self._sendto(datagram, address)
+            i = j
+
     def _queue(self, data: bytes, address: Address) -> None:
         if len(self._backlog) >= MAX_BACKLOG:
             self.dropped_sends += 1
@@ -186,33 +246,54 @@ class UdxSocket:
     def _read_ready(self) -> None:
         touched: dict[int, UdxStream] = {}
         now = self._loop.time()
-        streams = self._streams
-        recvfrom = self._sock.recvfrom
+        sock = self._sock
+        gro = self._gro
         for _ in range(READ_BATCH):
             try:
-                data, address = recvfrom(65536)
+                if gro:
+                    data, ancillary, _flags, address = sock.recvmsg(65536, _CMSG_SPACE)
+                else:
+                    data, address = sock.recvfrom(65536)
+                    ancillary = None
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:  # ICMP errors surface here on some platforms; nothing to do
                 continue
             address = (address[0], address[1])
-            if is_udx(data):
-                stream = streams.get(peek_stream_id(data))
-                if stream is not None and stream.remote_address == address:
-                    stream._datagram(data, now)
-                    touched[stream.id] = stream
+            if ancillary:
+                segment = _gro_segment(ancillary)
+                if segment and len(data) > segment:
+                    for k in range(0, len(data), segment):
+                        self._route(data[k : k + segment], address, now, touched)
                     continue
-            if self.on_message is not None:
-                try:
-                    self.on_message(data, address)
-                except Exception:  # a handler bug must not stop the socket
-                    self._loop.call_exception_handler({"message": "UDX on_message failed", "socket": self})
+            self._route(data, address, now, touched)
         for stream in touched.values():
             stream._flush()
+
+    def _route(self, data: bytes, address: Address, now: float, touched: dict[int, UdxStream]) -> None:
+        if is_udx(data):
+            stream = self._streams.get(peek_stream_id(data))
+            if stream is not None and stream.remote_address == address:
+                stream._datagram(data, now)
+                touched[stream.id] = stream
+                return
+        if self.on_message is not None:
+            try:
+                self.on_message(data, address)
+            except Exception:  # a handler bug must not stop the socket
+                self._loop.call_exception_handler({"message": "UDX on_message failed", "socket": self})
 
     def _forget(self, stream: UdxStream) -> None:
         if self._streams.get(stream.id) is stream:
             del self._streams[stream.id]
+
+
+def _gro_segment(ancillary: list[tuple[int, int, bytes]]) -> int:
+    """The segment size the kernel reports for a coalesced (GRO) read, or 0."""
+    for level, kind, value in ancillary:
+        if level == _SOL_UDP and kind == _UDP_GRO and len(value) >= 2:
+            return int.from_bytes(value[:4] if len(value) >= 4 else value[:2], sys.byteorder)
+    return 0
 
 
 class UdxStream:
@@ -311,7 +392,11 @@ class UdxStream:
             if self._readable is None or self._readable.done():
                 self._readable = self._loop.create_future()
             await self._readable
-        chunk = self._chunks.popleft()
+        if n < 0 and len(self._chunks) > 1:
+            chunk = b"".join(self._chunks)  # one packet per chunk: hand out all we have at once
+            self._chunks.clear()
+        else:
+            chunk = self._chunks.popleft()
         if 0 <= n < len(chunk):
             self._chunks.appendleft(chunk[n:])
             chunk = chunk[:n]
@@ -381,11 +466,9 @@ class UdxStream:
         self._flush_scheduled = False
         if self.remote_address is None:
             return
-        now = self._loop.time()
-        address = self.remote_address
-        sendto = self.socket._sendto
-        for datagram in self.state.packets_to_send(now):
-            sendto(datagram, address)
+        datagrams = self.state.packets_to_send(self._loop.time())
+        if datagrams:
+            self.socket._send_batch(datagrams, self.remote_address)
         drained = self._drained
         if drained is not None and not drained.done() and self.state.send_buffered <= self.high_water:
             drained.set_result(None)

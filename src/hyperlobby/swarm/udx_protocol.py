@@ -350,34 +350,68 @@ class UdxStreamState:
     # --- network side --------------------------------------------------------------------------
 
     def receive(self, datagram: bytes | bytearray | memoryview, now: float) -> list[StreamEvent]:
-        """Feed one datagram addressed to this stream. Malformed packets are ignored."""
-        try:
-            packet = decode_packet(datagram)
-        except DecodeError:
+        """Feed one datagram addressed to this stream. Malformed packets are ignored.
+
+        This is the hot path, so it parses the header itself instead of building a
+        :class:`Packet`; the rules are exactly those of :func:`decode_packet`.
+        """
+        size = len(datagram)
+        if size < HEADER_SIZE:
             return []
-        return self.receive_packet(packet, now)
+        magic, version, flags, offset, _sid, rwnd, seq, ack = _HEADER.unpack_from(datagram, 0)
+        if magic != MAGIC or version != VERSION:
+            return []
+        sacks: tuple[tuple[int, int], ...] = ()
+        if flags & FLAG_SACK and not flags & (FLAG_DATA | FLAG_END | FLAG_MESSAGE):
+            count = min((size - HEADER_SIZE) // 8, MAX_SACK_RANGES_RECEIVED)
+            sacks = tuple(_RANGE.unpack_from(datagram, HEADER_SIZE + 8 * i) for i in range(count))
+            data = b""
+        elif offset > size - HEADER_SIZE:
+            return []
+        else:
+            data = bytes(datagram[HEADER_SIZE + offset :])
+        return self._receive(flags, rwnd, seq, ack, data, sacks, now)
 
     def receive_packet(self, packet: Packet, now: float) -> list[StreamEvent]:
         """Feed one decoded packet; returns what the application should learn from it."""
+        return self._receive(
+            packet.type, packet.recv_window, packet.seq, packet.ack, packet.data, packet.sacks, now
+        )
+
+    def _receive(
+        self,
+        flags: int,
+        rwnd: int,
+        seq: int,
+        ack: int,
+        data: bytes,
+        sacks: tuple[tuple[int, int], ...],
+        now: float,
+    ) -> list[StreamEvent]:
         events: list[StreamEvent] = []
         if self.destroyed:
             return events
         self.packets_received += 1
-        flags = packet.type
         if flags & FLAG_DESTROY:
             if not self.closed:
                 self.destroyed = True
                 events.append(self._close(ProtocolError("UDX stream reset by peer", stream_id=self.id)))
             return events
         if flags & (FLAG_DATA | FLAG_END):
-            self._on_sequenced(packet, events)
+            self._on_sequenced(flags, seq, data, events)
         elif flags & FLAG_HEARTBEAT:
             self._ack_due = True
         if flags & FLAG_MESSAGE and not self.closed:
-            events.append(StreamMessage(packet.data))
+            events.append(StreamMessage(data))
         if not self.closed:
-            self._on_ack(packet, now)
-            self._maybe_finish(events)
+            if ack != (self._snd_una & _U32) or sacks or self._out:
+                self._on_ack(rwnd, ack, sacks, now)
+            else:
+                self.remote_window = rwnd
+                if rwnd > 0:
+                    self._probe_deadline = None
+            if self.remote_ended:
+                self._maybe_finish(events)
         return events
 
     def on_timer(self, now: float) -> list[StreamEvent]:
@@ -413,6 +447,7 @@ class UdxStreamState:
     def packets_to_send(self, now: float) -> list[bytes]:
         """Datagrams to put on the wire now, in order (data first, then a pure ack if owed)."""
         out: list[bytes] = []
+        self._advertised = self._window()
         if self._destroy_due:
             self._destroy_due = False
             out.append(self._header(FLAG_DESTROY, self._snd_nxt))
@@ -444,7 +479,6 @@ class UdxStreamState:
 
     def _header(self, flags: int, seq: int) -> bytes:
         ack = self._rcv_nxt
-        self._advertised = self._window()
         return _HEADER.pack(
             MAGIC, VERSION, flags, 0, self.remote_id, self._advertised, seq & _U32, ack & _U32
         )
@@ -517,9 +551,9 @@ class UdxStreamState:
             self._probe_deadline = now + self.rto  # window probe: a heartbeat draws a fresh ack
         return len(out) > start
 
-    def _on_ack(self, packet: Packet, now: float) -> None:
-        self.remote_window = packet.recv_window
-        ack = self._snd_una + ((packet.ack - self._snd_una) & _U32)
+    def _on_ack(self, rwnd: int, raw_ack: int, sacks: tuple[tuple[int, int], ...], now: float) -> None:
+        self.remote_window = rwnd
+        ack = self._snd_una + ((raw_ack - self._snd_una) & _U32)
         if ack > self._snd_nxt:
             return  # acks something never sent: stale wrap-around or a confused peer
         if ack > self._snd_una:
@@ -554,8 +588,8 @@ class UdxStreamState:
                         self._mark_lost(first)
             else:
                 self._grow(newly)
-        if packet.sacks:
-            self._on_sacks(packet.sacks, now)
+        if sacks:
+            self._on_sacks(sacks, now)
         if self._out and self._highest_sacked >= self._loss_scan:
             self._detect_losses()
         if self.remote_window > 0:
@@ -647,19 +681,19 @@ class UdxStreamState:
 
     # --- receiving internals -------------------------------------------------------------------
 
-    def _on_sequenced(self, packet: Packet, events: list[StreamEvent]) -> None:
+    def _on_sequenced(self, flags: int, raw_seq: int, data: bytes, events: list[StreamEvent]) -> None:
         self._ack_due = True
         nxt = self._rcv_nxt
-        seq = nxt + ((packet.seq - nxt) & _U32)
+        seq = nxt + ((raw_seq - nxt) & _U32)
         if seq >= nxt + MAX_REORDER_PACKETS or self.remote_ended:
             return  # before nxt (unwrapped to far ahead), beyond the buffer, or after END
         if seq != nxt:
-            if seq not in self._reorder and len(packet.data) <= self._window():
-                self._reorder[seq] = (packet.type, packet.data)
-                self._reorder_bytes += len(packet.data)
+            if seq not in self._reorder and len(data) <= self._window():
+                self._reorder[seq] = (flags, data)
+                self._reorder_bytes += len(data)
                 self._add_range(seq)
             return
-        self._deliver(packet.type, packet.data, events)
+        self._deliver(flags, data, events)
         nxt += 1
         ranges = self._ranges
         if ranges and ranges[0][0] == nxt:
