@@ -11,7 +11,7 @@ import pytest
 from hyperlobby.errors import ProtocolError
 from hyperlobby.swarm.udx import UdxSocket, UdxStream
 from hyperlobby.wire.noise import NoiseKeyPair
-from udx_helpers import JsUdxPeer, SecretOverUdx
+from udx_helpers import JsUdxPeer, LossyProxy, SecretOverUdx
 
 pytestmark = pytest.mark.interop
 
@@ -148,4 +148,24 @@ async def test_secret_stream_over_udx_with_js(python_is_initiator: bool) -> None
             assert result["received"] == sum(map(len, messages))
     finally:
         await peer.stop()
+        await sock.close()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_echo_with_udx_native_through_loss_and_reordering(seed: int) -> None:
+    """3% loss and jitter both ways: our SACKs drive udx-native's recovery and its SACKs ours."""
+    sock = await UdxSocket.bind("127.0.0.1")
+    proxy = LossyProxy(seed)
+    peer = await JsUdxPeer.start(sock, "echo", proxy=proxy)
+    try:
+        data = os.urandom(1 * MB)
+        async with asyncio.timeout(40):
+            _, back = await asyncio.gather(send_all(peer.stream, data), peer.stream.read_all())
+            assert back == data
+            result = await peer.next_json()
+        assert result["sha256"] == hashlib.sha256(data).hexdigest()
+        assert proxy.dropped > 0 and peer.stream.state.retransmits > 0
+    finally:
+        await peer.stop()
+        proxy.close()
         await sock.close()

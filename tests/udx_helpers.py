@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 from typing import Any
 
 import pytest
@@ -69,7 +70,10 @@ class JsUdxPeer:
         self.stream = stream
 
     @classmethod
-    async def start(cls, sock: UdxSocket, *args: str, max_payload: int = 1152) -> JsUdxPeer:
+    async def start(
+        cls, sock: UdxSocket, *args: str, max_payload: int = 1152, proxy: LossyProxy | None = None
+    ) -> JsUdxPeer:
+        """Spawn the peer and connect both ends, directly or through ``proxy``."""
         proc = await asyncio.create_subprocess_exec(
             node_binary(),
             str(INTEROP / "peers" / "udx_peer.js"),
@@ -82,9 +86,13 @@ class JsUdxPeer:
         try:
             info = await cls._json(proc)
             stream = sock.create_stream(max_payload=max_payload)
-            stream.connect(info["id"], "127.0.0.1", info["port"])
+            js_port, our_port = info["port"], sock.address[1]
+            if proxy is not None:
+                await proxy.start(("127.0.0.1", js_port), ("127.0.0.1", our_port))
+                js_port, our_port = proxy.port_for_b, proxy.port_for_a
+            stream.connect(info["id"], "127.0.0.1", js_port)
             assert proc.stdin is not None
-            proc.stdin.write((json.dumps({"remoteId": stream.id, "port": sock.address[1]}) + "\n").encode())
+            proc.stdin.write((json.dumps({"remoteId": stream.id, "port": our_port}) + "\n").encode())
             await proc.stdin.drain()
         except BaseException:
             with contextlib.suppress(ProcessLookupError):
@@ -110,3 +118,63 @@ class JsUdxPeer:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
         await asyncio.wait_for(self.proc.wait(), 10)
+
+
+class _Side(asyncio.DatagramProtocol):
+    def __init__(self, on_datagram: Any) -> None:
+        self.on_datagram = on_datagram
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.on_datagram(data)
+
+
+class LossyProxy:
+    """A UDP relay between two endpoints A and B that drops and delays packets (seeded).
+
+    A talks to ``port_for_a`` and sees its packets come out at B from ``port_for_b``, and the
+    reverse. Delays are per packet, so packets also overtake each other. Losses stop after
+    ``max_losses`` so every run can finish.
+    """
+
+    def __init__(
+        self, seed: int, loss: float = 0.03, max_delay: float = 0.004, max_losses: int = 300
+    ) -> None:
+        self.rng = random.Random(seed)
+        self.loss = loss
+        self.max_delay = max_delay
+        self.max_losses = max_losses
+        self.dropped = 0
+        self.forwarded = 0
+        self._transports: list[asyncio.DatagramTransport] = []
+        self.port_for_a = 0
+        self.port_for_b = 0
+
+    async def start(self, a: tuple[str, int], b: tuple[str, int]) -> None:
+        loop = asyncio.get_running_loop()
+        # facing_a receives from A and forwards to B through facing_b, and vice versa
+        facing_a, _ = await loop.create_datagram_endpoint(
+            lambda: _Side(lambda d: self._forward(d, facing_b, b)), local_addr=("127.0.0.1", 0)
+        )
+        facing_b, _ = await loop.create_datagram_endpoint(
+            lambda: _Side(lambda d: self._forward(d, facing_a, a)), local_addr=("127.0.0.1", 0)
+        )
+        self._transports = [facing_a, facing_b]
+        self.port_for_a = facing_a.get_extra_info("sockname")[1]
+        self.port_for_b = facing_b.get_extra_info("sockname")[1]
+
+    def _forward(self, data: bytes, out: asyncio.DatagramTransport, to: tuple[str, int]) -> None:
+        if self.dropped < self.max_losses and self.rng.random() < self.loss:
+            self.dropped += 1
+            return
+        self.forwarded += 1
+        delay = self.rng.random() * self.max_delay
+        asyncio.get_running_loop().call_later(delay, self._send, out, data, to)
+
+    @staticmethod
+    def _send(out: asyncio.DatagramTransport, data: bytes, to: tuple[str, int]) -> None:
+        if not out.is_closing():
+            out.sendto(data, to)
+
+    def close(self) -> None:
+        for transport in self._transports:
+            transport.close()
