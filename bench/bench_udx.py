@@ -6,7 +6,8 @@ transfer of N bytes, timed from the first write until the receiver has everythin
 * Python UDX -> Python UDX at udx-native's base payload (1152 B) and at a full Ethernet
   payload (1452 B);
 * Python asyncio TCP -> Python asyncio TCP (streams API writer, Protocol reader) as the baseline;
-* Python UDX -> udx-native and udx-native -> Python UDX (interop/peers/udx_peer.js);
+* Python UDX -> udx-native and udx-native -> Python UDX (interop/peers/udx_peer.js; the
+  node side hashes what it receives or generates random bytes, so these rows include that);
 * udx-native -> udx-native inside one node process, for the JS reference's own speed.
 
 The JS rows need node and ``interop/node_modules``; without them they are reported as skipped.
@@ -108,7 +109,7 @@ async def _js_peer(sock: UdxSocket, *args: str) -> tuple[asyncio.subprocess.Proc
     )
     assert proc.stdout is not None and proc.stdin is not None
     info = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
-    stream = sock.create_stream()
+    stream = sock.create_stream(max_payload=1452)  # udx-native accepts full-Ethernet payloads
     stream.connect(info["id"], HOST, info["port"])
     proc.stdin.write((json.dumps({"remoteId": stream.id, "port": sock.address[1]}) + "\n").encode())
     await proc.stdin.drain()
