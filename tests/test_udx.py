@@ -177,3 +177,27 @@ async def test_secret_stream_over_udx() -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_read_sizes_and_a_slow_reader() -> None:
+    a, b, sa, sb = await pair(recv_window=20_000, max_payload=1000)
+    try:
+        data = os.urandom(200_000)
+        async with asyncio.timeout(20):
+            writer = asyncio.ensure_future(send_all(sa, data, chunk=7000))
+            got = bytearray()
+            most_unread = 0
+            while True:
+                await asyncio.sleep(0.001)
+                most_unread = max(most_unread, sb.state.unread_bytes)
+                chunk = await sb.read(3333)
+                assert len(chunk) <= 3333
+                if not chunk:
+                    break
+                got += chunk
+            await writer
+        assert got == data
+        assert most_unread <= 20_000
+    finally:
+        await a.close()
+        await b.close()

@@ -169,3 +169,30 @@ async def test_echo_with_udx_native_through_loss_and_reordering(seed: int) -> No
         await peer.stop()
         proxy.close()
         await sock.close()
+
+
+async def test_flow_control_with_a_slow_reader() -> None:
+    """A 64 kB receive window and a reader that sleeps: udx-native must not overrun it."""
+    sock = await UdxSocket.bind("127.0.0.1")
+    create = sock.create_stream
+    sock.create_stream = lambda **kw: create(recv_window=64_000, **kw)  # type: ignore[method-assign]
+    peer = await JsUdxPeer.start(sock, "source", str(MB))
+    stream = peer.stream
+    try:
+        got = bytearray()
+        most_unread = 0
+        async with asyncio.timeout(30):
+            while True:
+                await asyncio.sleep(0.005)
+                most_unread = max(most_unread, stream.state.unread_bytes)
+                chunk = await stream.read(40_000)
+                if not chunk:
+                    break
+                got += chunk
+            stream.end()
+            result = await peer.next_json()
+        assert hashlib.sha256(got).hexdigest() == result["sentSha256"]
+        assert most_unread <= 64_000
+    finally:
+        await peer.stop()
+        await sock.close()

@@ -392,14 +392,22 @@ class UdxStream:
             if self._readable is None or self._readable.done():
                 self._readable = self._loop.create_future()
             await self._readable
-        if n < 0 and len(self._chunks) > 1:
-            chunk = b"".join(self._chunks)  # one packet per chunk: hand out all we have at once
-            self._chunks.clear()
+        chunks = self._chunks
+        if n < 0:
+            # One packet per chunk: hand out everything we hold at once.
+            chunk = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+            chunks.clear()
         else:
-            chunk = self._chunks.popleft()
-        if 0 <= n < len(chunk):
-            self._chunks.appendleft(chunk[n:])
-            chunk = chunk[:n]
+            parts: list[bytes] = []
+            size = 0
+            while chunks and size < n:
+                part = chunks.popleft()
+                if size + len(part) > n:
+                    chunks.appendleft(part[n - size :])
+                    part = part[: n - size]
+                parts.append(part)
+                size += len(part)
+            chunk = parts[0] if len(parts) == 1 else b"".join(parts)
         if self.state.read_done(len(chunk)):
             self._schedule_flush()
         return chunk

@@ -61,6 +61,13 @@ whose contiguous runs are kept as ranges, which are exactly the SACK blocks to a
 One ack is owed per batch of received DATA/END packets and goes out on the next
 :meth:`packets_to_send` (callers that read many datagrams at once get one ack for all).
 
+*Flow control.* We advertise ``recv_window`` minus what the application has not read yet
+(reported with :meth:`~UdxStreamState.read_done`) and what waits for reordering. A packet
+that does not fit is refused and left for the sender to retransmit, and reading that reopens
+a small window sends an unprompted window update. udx-native honours the window we
+advertise (it always advertises 4 MiB itself); our sender keeps in-flight bytes within the
+peer's window and probes a closed one with heartbeats.
+
 *Closing.* ``end()`` queues an END packet after the data. The stream is finished once our
 END is acked and the peer's END was delivered; it then lingers (keeps acking retransmitted
 packets, in case our last ack was lost) until the caller forgets it. ``destroy()`` sends a
@@ -342,7 +349,13 @@ class UdxStreamState:
         so the caller knows to call :meth:`packets_to_send` soon.
         """
         self.unread_bytes = max(0, self.unread_bytes - nbytes)
-        if self._advertised < self.max_payload and self._window() >= self.max_payload:
+        # Like TCP's window update rule: only worth a packet once the window we last advertised
+        # was small (a sender may be stalled on it) and reading has opened it substantially.
+        if (
+            self._advertised < self.recv_window_size // 2
+            and self._window() >= self._advertised + 2 * self.max_payload
+            and not self.closed
+        ):
             self._ack_due = True
             return True
         return False
@@ -693,6 +706,8 @@ class UdxStreamState:
                 self._reorder_bytes += len(data)
                 self._add_range(seq)
             return
+        if len(data) > self._window() and self.unread_bytes:
+            return  # the application is not reading: refuse (the ack we owe advertises why)
         self._deliver(flags, data, events)
         nxt += 1
         ranges = self._ranges
