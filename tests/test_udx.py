@@ -9,7 +9,7 @@ import os
 import pytest
 
 from hyperlobby.errors import ProtocolError
-from hyperlobby.swarm.udx import UdxSocket, UdxStream
+from hyperlobby.swarm.udx import Udx, UdxSocket, UdxStream
 from hyperlobby.wire.noise import NoiseKeyPair
 from udx_helpers import SecretOverUdx
 
@@ -198,6 +198,88 @@ async def test_read_sizes_and_a_slow_reader() -> None:
             await writer
         assert got == data
         assert most_unread <= 20_000
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_firewall_hook_connects_on_first_packet() -> None:
+    """HyperDHT style: the server stream is not connected until the client's first packet
+    shows where it is; the hook sees (socket, host, port) and connects or rejects."""
+    server = Udx()
+    client = await UdxSocket.bind("127.0.0.1")
+    s1 = await server.bind("127.0.0.1")
+    s2 = await server.bind("127.0.0.1")
+    stranger = await UdxSocket.bind("127.0.0.1")
+    try:
+        seen: list[tuple[int, str, int]] = []
+        sc = client.create_stream()
+
+        def firewall(sock: UdxSocket, host: str, port: int) -> bool:
+            seen.append((sock.address[1], host, port))
+            if port != client.address[1]:
+                return True  # reject anyone but the expected client
+            ss.connect(sc.id, host, port, socket=sock)
+            return False
+
+        ss = server.create_stream(firewall=firewall)
+        # a stranger's packet for the stream is rejected by the hook and changes nothing
+        evil = stranger.create_stream()
+        evil.connect(ss.id, *s1.address)
+        evil.write(b"not you")
+        sc.connect(ss.id, *s2.address)  # the client reaches the server through its 2nd socket
+        sc.write(b"hello")
+        async with asyncio.timeout(10):
+            assert await ss.read() == b"hello"
+        assert ss.socket is s2 and ss.remote_address == ("127.0.0.1", client.address[1])
+        assert (s1.address[1], "127.0.0.1", stranger.address[1]) in seen
+        ss.write(b"world")
+        async with asyncio.timeout(10):
+            assert await sc.read() == b"world"
+    finally:
+        await server.close()
+        await client.close()
+        await stranger.close()
+
+
+async def test_change_remote_mid_transfer() -> None:
+    """A stream moves to another socket pair (relay -> direct upgrade) without losing a byte."""
+    ua, ub = Udx(), Udx()
+    a1, a2 = await ua.bind("127.0.0.1"), await ua.bind("127.0.0.1")
+    b1, b2 = await ub.bind("127.0.0.1"), await ub.bind("127.0.0.1")
+    try:
+        sa, sb = a1.create_stream(), b1.create_stream()
+        sa.connect(sb.id, *b1.address)
+        sb.connect(sa.id, *a1.address)
+        data = os.urandom(2_000_000)
+        async with asyncio.timeout(20):
+            writer = asyncio.ensure_future(send_all(sa, data))
+            got = bytearray(await sb.read(100_000))
+            sa.change_remote(sb.id, *b2.address, socket=a2)
+            sb.change_remote(sa.id, *a2.address, socket=b2)
+            got += await sb.read_all()
+            await writer
+        assert got == data
+        assert sa.socket is a2 and sb.socket is b2
+    finally:
+        await ua.close()
+        await ub.close()
+
+
+async def test_ipv6_loopback() -> None:
+    try:
+        a = await UdxSocket.bind("::1")
+    except OSError:
+        pytest.fail("IPv6 loopback (::1) is not available on this machine")
+    b = await UdxSocket.bind("::1")
+    try:
+        sa, sb = a.create_stream(), b.create_stream()
+        sa.connect(sb.id, "::1", b.address[1])
+        sb.connect(sa.id, "::1", a.address[1])
+        data = os.urandom(300_000)
+        async with asyncio.timeout(10):
+            _, got = await asyncio.gather(send_all(sa, data), sb.read_all())
+        assert got == data
     finally:
         await a.close()
         await b.close()

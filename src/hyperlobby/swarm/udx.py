@@ -9,9 +9,14 @@ datagram transport reads one per loop iteration, which caps a busy stream at one
 iteration), hand each to its stream's state machine, and only then let each touched stream
 produce its packets, so a burst of data gets a single ack instead of one per packet.
 
-Routing: a datagram that starts with the UDX magic/version and names a stream id we own,
-coming from that stream's remote address, goes to the stream. Anything else is passed to
-``on_message`` (dht-rpc shares the socket with UDX in Hyperswarm) or dropped.
+Stream ids live in a :class:`Udx` namespace that any number of sockets share (as in
+udx-native, where HyperDHT's socket pool sees one set of streams). Routing: a datagram that
+starts with the UDX magic/version and names a stream id in the namespace, arriving on the
+stream's socket from its remote address, goes to the stream. A stream that is not connected
+yet may have a ``firewall`` hook: the first packet for it asks the hook (socket, host,
+port), which returns True to reject, or connects the stream (HyperDHT connects the raw
+stream there, once hole punching shows where the peer is) and lets the packet in. Anything
+else is passed to the socket's ``on_message`` (dht-rpc shares the socket with UDX) or dropped.
 
 Sending uses ``sendto`` directly. If the kernel buffer is full the datagrams wait in a
 bounded backlog drained by a writer callback; past the bound they are dropped, which the
@@ -75,11 +80,70 @@ _ALLOWED_HOSTS = ("127.0.0.1", "::1", "localhost")
 Address = tuple[str, int]
 
 
+Firewall = Callable[["UdxSocket", str, int], bool]
+
+
+class Udx:
+    """A namespace of stream ids shared by sockets (udx-native's ``new UDX()``)."""
+
+    def __init__(self) -> None:
+        self.streams: dict[int, UdxStream] = {}
+        self.sockets: list[UdxSocket] = []
+
+    async def bind(
+        self, host: str = "127.0.0.1", port: int = 0, *, buffer_size: int = 4 << 20, offload: bool = True
+    ) -> UdxSocket:
+        """Bind a UDP socket in this namespace and start reading."""
+        return await UdxSocket.bind(host, port, buffer_size=buffer_size, offload=offload, udx=self)
+
+    def create_stream(
+        self,
+        stream_id: int | None = None,
+        *,
+        firewall: Firewall | None = None,
+        max_payload: int = DEFAULT_PAYLOAD,
+        recv_window: int = DEFAULT_RECV_WINDOW,
+        timeout: float = DEFAULT_TIMEOUT,
+        keepalive: float | None = None,
+        high_water: int = DEFAULT_HIGH_WATER,
+    ) -> UdxStream:
+        """A new stream with ``stream_id`` (random free id if None); connect it before use."""
+        if stream_id is None:
+            for _ in range(64):
+                stream_id = random.getrandbits(32)
+                if stream_id not in self.streams:
+                    break
+            else:  # pragma: no cover - 64 collisions among 2**32 ids
+                raise ProtocolError("no free UDX stream id")
+        if stream_id in self.streams:
+            raise ProtocolError("UDX stream id already in use", stream_id=stream_id)
+        state = UdxStreamState(
+            stream_id, max_payload=max_payload, recv_window=recv_window, timeout=timeout, keepalive=keepalive
+        )
+        stream = UdxStream(self, state, high_water, firewall)
+        self.streams[stream_id] = stream
+        return stream
+
+    async def close(self) -> None:
+        """Close every socket (which destroys their streams) and any stream never connected."""
+        for sock in list(self.sockets):
+            await sock.close()
+        for stream in list(self.streams.values()):
+            stream.destroy()
+        self.streams.clear()
+
+    def _forget(self, stream: UdxStream) -> None:
+        if self.streams.get(stream.id) is stream:
+            del self.streams[stream.id]
+
+
 class UdxSocket:
     """A bound UDP socket carrying UDX streams (and, via ``on_message``, other datagrams)."""
 
-    def __init__(self, sock: _socket.socket, *, offload: bool = True) -> None:
+    def __init__(self, sock: _socket.socket, *, offload: bool = True, udx: Udx | None = None) -> None:
         sock.setblocking(False)
+        self.udx = udx if udx is not None else Udx()
+        self.udx.sockets.append(self)
         self._sock = sock
         self._gso = offload and _LINUX
         self._gro = False
@@ -90,7 +154,6 @@ class UdxSocket:
             except OSError:
                 pass
         self._loop = asyncio.get_running_loop()
-        self._streams: dict[int, UdxStream] = {}
         self._backlog: deque[tuple[bytes, Address]] = deque()
         self._writer_on = False
         self._closed = False
@@ -102,9 +165,15 @@ class UdxSocket:
 
     @classmethod
     async def bind(
-        cls, host: str = "127.0.0.1", port: int = 0, *, buffer_size: int = 4 << 20, offload: bool = True
+        cls,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        buffer_size: int = 4 << 20,
+        offload: bool = True,
+        udx: Udx | None = None,
     ) -> UdxSocket:
-        """Bind a UDP socket (loopback only in this code base's tests) and start reading."""
+        """Bind a UDP socket and start reading; without ``udx`` it gets a namespace of its own."""
         family = _socket.AF_INET6 if ":" in host else _socket.AF_INET
         sock = _socket.socket(family, _socket.SOCK_DGRAM)
         try:
@@ -115,39 +184,18 @@ class UdxSocket:
         except BaseException:
             sock.close()
             raise
-        return cls(sock, offload=offload)
+        return cls(sock, offload=offload, udx=udx)
 
     @property
     def closed(self) -> bool:
         return self._closed
 
-    def create_stream(
-        self,
-        stream_id: int | None = None,
-        *,
-        max_payload: int = DEFAULT_PAYLOAD,
-        recv_window: int = DEFAULT_RECV_WINDOW,
-        timeout: float = DEFAULT_TIMEOUT,
-        keepalive: float | None = None,
-        high_water: int = DEFAULT_HIGH_WATER,
-    ) -> UdxStream:
-        """A new stream with ``stream_id`` (random free id if None); connect it before use."""
+    def create_stream(self, stream_id: int | None = None, **options: Any) -> UdxStream:
+        """A stream in this socket's namespace that connects through this socket by default."""
         if self._closed:
             raise ProtocolError("UDX socket is closed")
-        if stream_id is None:
-            for _ in range(64):
-                stream_id = random.getrandbits(32)
-                if stream_id not in self._streams:
-                    break
-            else:  # pragma: no cover - 64 collisions among 2**32 ids
-                raise ProtocolError("no free UDX stream id")
-        if stream_id in self._streams:
-            raise ProtocolError("UDX stream id already in use", stream_id=stream_id)
-        state = UdxStreamState(
-            stream_id, max_payload=max_payload, recv_window=recv_window, timeout=timeout, keepalive=keepalive
-        )
-        stream = UdxStream(self, state, high_water)
-        self._streams[stream_id] = stream
+        stream = self.udx.create_stream(stream_id, **options)
+        stream.default_socket = self
         return stream
 
     def send(self, data: bytes, address: Address) -> None:
@@ -158,8 +206,11 @@ class UdxSocket:
         """Destroy every stream and close the socket."""
         if self._closed:
             return
-        for stream in list(self._streams.values()):
-            stream.destroy()
+        for stream in list(self.udx.streams.values()):
+            if stream.socket is self or (stream.socket is None and stream.default_socket is self):
+                stream.destroy()
+        if self in self.udx.sockets:
+            self.udx.sockets.remove(self)
         self._closed = True
         self._loop.remove_reader(self._sock.fileno())
         if self._writer_on:
@@ -272,20 +323,25 @@ class UdxSocket:
 
     def _route(self, data: bytes, address: Address, now: float, touched: dict[int, UdxStream]) -> None:
         if is_udx(data):
-            stream = self._streams.get(peek_stream_id(data))
-            if stream is not None and stream.remote_address == address:
-                stream._datagram(data, now)
-                touched[stream.id] = stream
-                return
+            stream = self.udx.streams.get(peek_stream_id(data))
+            if stream is not None:
+                if stream.socket is self and stream.remote_address == address:
+                    stream._datagram(data, now)
+                    touched[stream.id] = stream
+                    return
+                if stream.socket is None and stream.firewall is not None and not stream.closed.done():
+                    # True rejects; to accept, the hook connects the stream (maybe elsewhere).
+                    if stream.firewall(self, address[0], address[1]):
+                        return
+                    if stream.socket is self and stream.remote_address == address:
+                        stream._datagram(data, now)
+                        touched[stream.id] = stream
+                    return
         if self.on_message is not None:
             try:
                 self.on_message(data, address)
             except Exception:  # a handler bug must not stop the socket
                 self._loop.call_exception_handler({"message": "UDX on_message failed", "socket": self})
-
-    def _forget(self, stream: UdxStream) -> None:
-        if self._streams.get(stream.id) is stream:
-            del self._streams[stream.id]
 
 
 def _gro_segment(ancillary: list[tuple[int, int, bytes]]) -> int:
@@ -299,13 +355,16 @@ def _gro_segment(ancillary: list[tuple[int, int, bytes]]) -> int:
 class UdxStream:
     """A reliable ordered byte stream to one remote UDX stream (see the module docstring)."""
 
-    def __init__(self, socket: UdxSocket, state: UdxStreamState, high_water: int) -> None:
-        self.socket = socket
+    def __init__(self, udx: Udx, state: UdxStreamState, high_water: int, firewall: Firewall | None) -> None:
+        self.udx = udx
+        self.socket: UdxSocket | None = None
+        self.default_socket: UdxSocket | None = None
+        self.firewall = firewall
         self.state = state
         self.id = state.id
         self.high_water = high_water
         self.remote_address: Address | None = None
-        self._loop = socket._loop
+        self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._flush_scheduled = False
@@ -327,10 +386,32 @@ class UdxStream:
     def error(self) -> HyperlobbyError | None:
         return self.state.error
 
-    def connect(self, remote_id: int, host: str, port: int) -> None:
-        """Point the stream at the peer's stream id and address; packets flow from now on."""
-        if self.remote_address is not None:
+    @property
+    def connected(self) -> bool:
+        return self.socket is not None
+
+    def connect(self, remote_id: int, host: str, port: int, socket: UdxSocket | None = None) -> None:
+        """Point the stream at the peer's stream id and address (through ``socket``, or the
+        socket that created it); packets flow from now on."""
+        if self.socket is not None:
             raise ProtocolError("UDX stream already connected", stream_id=self.id)
+        self._attach(socket, remote_id, host, port)
+
+    def change_remote(self, remote_id: int, host: str, port: int, socket: UdxSocket | None = None) -> None:
+        """Move a connected stream to another path (a relayed connection upgraded to a direct
+        one) without losing its sequence state. Unacknowledged packets are simply resent on
+        the new path by the usual retransmission; udx-native instead waits for them first."""
+        if self.socket is None:
+            raise ProtocolError("UDX stream is not connected", stream_id=self.id)
+        self._attach(socket or self.socket, remote_id, host, port)
+
+    def _attach(self, socket: UdxSocket | None, remote_id: int, host: str, port: int) -> None:
+        socket = socket or self.default_socket
+        if socket is None or socket.closed:
+            raise ProtocolError("UDX stream needs an open socket to connect through", stream_id=self.id)
+        if socket.udx is not self.udx:
+            raise ProtocolError("UDX socket belongs to another namespace", stream_id=self.id)
+        self.socket = socket
         self.state.remote_id = remote_id
         self.remote_address = (host, port)
         self._schedule_flush()
@@ -455,9 +536,9 @@ class UdxStream:
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
         if self.state.destroyed:
-            self._loop.call_soon(self.socket._forget, self)
+            self._loop.call_soon(self.udx._forget, self)
         else:
-            self._loop.call_later(LINGER, self.socket._forget, self)
+            self._loop.call_later(LINGER, self.udx._forget, self)
         if self.on_close is not None:
             self.on_close(error)
 
@@ -472,11 +553,12 @@ class UdxStream:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self.remote_address is None:
+        socket, address = self.socket, self.remote_address
+        if socket is None or address is None:
             return
         datagrams = self.state.packets_to_send(self._loop.time())
         if datagrams:
-            self.socket._send_batch(datagrams, self.remote_address)
+            socket._send_batch(datagrams, address)
         drained = self._drained
         if drained is not None and not drained.done() and self.state.send_buffered <= self.high_water:
             drained.set_result(None)
@@ -498,7 +580,7 @@ class UdxStream:
 
     def _on_timer(self) -> None:
         self._timer = None
-        if self.socket.closed:
+        if self.socket is None or self.socket.closed:
             return
         self._handle(self.state.on_timer(self._loop.time()))
         self._flush()
