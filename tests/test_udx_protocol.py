@@ -191,7 +191,7 @@ def transfer(pattern: list[int], size_a: int, size_b: int, seed: int, **opts: in
 FATES = st.sampled_from([0, 0, 0, 1, 2, 3, 5, 6, DROP, DROP, DUPLICATE])
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     pattern=st.lists(FATES, max_size=400),
     size_a=st.integers(0, 120_000),
@@ -202,6 +202,15 @@ def test_every_byte_once_in_order_despite_loss_duplication_reordering(
     pattern: list[int], size_a: int, size_b: int, seed: int
 ) -> None:
     transfer(pattern, size_a, size_b, seed)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_larger_transfers_under_random_loss(seed: int) -> None:
+    """Hypothesis favours small cases; these are bigger (up to ~300 packets each way)."""
+    rng = random.Random(seed)
+    choices = [0, 0, 0, 0, 3, 5, 6, DROP, DUPLICATE]
+    pattern = [rng.choice(choices) for _ in range(rng.randint(50, 600))]
+    transfer(pattern, rng.randint(100_000, 350_000), rng.randint(0, 50_000), seed)
 
 
 def test_heavy_loss_burst_then_recovery() -> None:
