@@ -32,11 +32,13 @@ from hyperlobby.rtc.signal import (
     encode_signal,
 )
 
+# Valid peer ids only (what check_peer_id accepts): printable, no surrounding spaces. "Cf"
+# (format characters such as a soft hyphen) are not printable for str.isprintable().
 ids = st.text(
-    alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp", "Zs", "Co", "Cn")),
+    alphabet=st.characters(blacklist_categories=("Cc", "Cf", "Cs", "Zl", "Zp", "Zs", "Co", "Cn")),
     min_size=1,
     max_size=40,
-)
+).filter(lambda s: s.isprintable() and s == s.strip())
 bodies = st.text(max_size=300) | st.binary(max_size=300)
 seqs = st.integers(min_value=0, max_value=2**53 - 1)
 frames: st.SearchStrategy[Frame] = st.one_of(
