@@ -18,6 +18,9 @@ def test_demo_runs_and_js_agrees() -> None:
     )
     out = proc.stdout.decode()
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    assert "joined over the drive lobby" in out
+    assert "got 'hello Bob!'" in out
+    assert "session ended: session.json removed" in out
     assert "(live): this one arrives live" in out
     assert "identical to Python's" in out
     assert "JS log #1: read and verified by Python" in out

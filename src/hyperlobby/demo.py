@@ -1,14 +1,14 @@
-"""``make demo``: the most complete end-to-end run the project can do today, as a timeline.
+"""``make demo``: the most complete end-to-end run the project can do, as a timeline.
 
-Two users (Alice and Bob), each with their own store in a temp dir, on loopback only:
+Part 1, the product (seed: "Social peer dat archive" and "Session lobby"), loopback only, with
+embedded stores in a temp dir: three users create identity archives and befriend each other;
+Alice hosts a session (``session.json``), Bob and Carol find it through her archive, join
+through the lobby, and talk over WebRTC data channels; Carol leaves; Alice ends the session.
+Each step prints the archive files it wrote.
 
-1. Alice creates a signed append-only log (a Hypercore) and writes to it.
-2. Bob knows only its key: he connects to Alice over an encrypted secret-stream, verifies and
-   downloads the log, then sees Alice's next message arrive live.
-3. A real JavaScript peer (npm hypercore 11, from ``interop/``) downloads Alice's log from
-   Python, and Bob downloads a log written by JavaScript: the same protocol, byte for byte.
-
-Later layers (profiles, sessions, lobbies, WebRTC) extend this demo as they land.
+Part 2, under the hood: two users replicate a signed log (a Hypercore) over secret-stream, and
+a real JavaScript peer (npm hypercore 11, from ``interop/``) reads Python's log and the other
+way round: the same protocol, byte for byte.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 
 from hyperlobby.core.store import Store
 from hyperlobby.encoding.urls import HyperUrl
+from hyperlobby.lobby.demo import lobby_demo
 from hyperlobby.wire.replication import Replication
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,6 +53,14 @@ async def _node(*args: str, stdin: bool = False) -> asyncio.subprocess.Process:
 
 async def run(home: Path) -> None:
     tl = Timeline()
+    print("== a session: identities, friends, hosting, joining over WebRTC ==", flush=True)
+    await lobby_demo(home / "session", tl)
+    print("\n== under the hood: Hypercore replication, Python and JavaScript ==", flush=True)
+    await replication_demo(home / "replication", tl)
+
+
+async def replication_demo(home: Path, tl: Timeline) -> None:
+    home.mkdir(parents=True, exist_ok=True)
     alice_store = Store(home / "alice.db")
     bob_store = Store(home / "bob.db")
     alice = Replication(alice_store)
