@@ -7,12 +7,21 @@ them with a message that says how to fix it (``make test`` installs both).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# CI runs the same examples every time (derandomized) and has no per-example deadline, so a
+# busy machine cannot turn a slow example into a failure and a run is reproducible; locally,
+# Hypothesis keeps exploring new examples. `HYPOTHESIS_PROFILE=dev` forces the local behaviour.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 ROOT = Path(__file__).resolve().parent.parent
 INTEROP = ROOT / "interop"
