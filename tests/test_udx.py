@@ -9,8 +9,9 @@ import os
 import pytest
 
 from hyperlobby.errors import ProtocolError
-from hyperlobby.swarm.udx import Udx, UdxSocket, UdxStream
+from hyperlobby.swarm.udx import Udx, UdxSocket, UdxStream, UdxTransport, open_connection
 from hyperlobby.wire.noise import NoiseKeyPair
+from hyperlobby.wire.stream import open_secret_stream
 from udx_helpers import SecretOverUdx
 
 
@@ -280,6 +281,67 @@ async def test_ipv6_loopback() -> None:
         async with asyncio.timeout(10):
             _, got = await asyncio.gather(send_all(sa, data), sb.read_all())
         assert got == data
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_secret_stream_connection_over_udx_transport() -> None:
+    """The TCP-era stack runs unchanged on UDX: asyncio streams -> open_secret_stream."""
+    a, b, sa, sb = await pair()
+    try:
+        (ra, wa), (rb, wb) = await open_connection(sa), await open_connection(sb)
+        kp_a, kp_b = NoiseKeyPair.generate(), NoiseKeyPair.generate()
+        async with asyncio.timeout(20):
+            conn_a, conn_b = await asyncio.gather(
+                open_secret_stream(ra, wa, True, kp_a, keepalive=None),
+                open_secret_stream(rb, wb, False, kp_b, keepalive=None),
+            )
+            messages = [os.urandom(n) for n in (1, 5000, 65536, 2_000_000)]
+            for m in messages:
+                await conn_a.send(m)
+            for m in messages:
+                assert await conn_b.recv() == m
+                await conn_b.send(m[:100])
+            for m in messages:
+                assert await conn_a.recv() == m[:100]
+            await conn_a.aclose()
+            assert await conn_b.recv() is None
+            await conn_b.aclose()
+            assert await sa.wait_closed() is None and await sb.wait_closed() is None
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_transport_back_pressure() -> None:
+    """A protocol that pauses reading stalls the sender at the window (no unbounded buffering)."""
+    a, b, sa, sb = await pair(recv_window=50_000, high_water=100_000)
+    try:
+        received = bytearray()
+
+        class Slow(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                assert isinstance(transport, asyncio.ReadTransport)
+                self.transport = transport
+                transport.pause_reading()
+
+            def data_received(self, data: bytes) -> None:
+                received.extend(data)
+
+        proto = Slow()
+        transport = UdxTransport(sb, proto)
+        _, writer = await open_connection(sa)
+        data = os.urandom(1_000_000)
+        writer.write(data)
+        async with asyncio.timeout(20):
+            await asyncio.sleep(0.3)
+            assert sb.state.unread_bytes <= 50_000  # held, but no more than the window
+            assert sa.state.send_buffered > 900_000  # the sender is stalled, not dropping
+            transport.resume_reading()
+            while len(received) < len(data):
+                await asyncio.sleep(0.01)
+        assert received == data
     finally:
         await a.close()
         await b.close()

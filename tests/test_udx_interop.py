@@ -9,8 +9,9 @@ import os
 import pytest
 
 from hyperlobby.errors import ProtocolError
-from hyperlobby.swarm.udx import UdxSocket, UdxStream
+from hyperlobby.swarm.udx import UdxSocket, UdxStream, open_connection
 from hyperlobby.wire.noise import NoiseKeyPair
+from hyperlobby.wire.stream import open_secret_stream
 from udx_helpers import JsUdxPeer, LossyProxy, SecretOverUdx
 
 pytestmark = pytest.mark.interop
@@ -193,6 +194,28 @@ async def test_flow_control_with_a_slow_reader() -> None:
             result = await peer.next_json()
         assert hashlib.sha256(got).hexdigest() == result["sentSha256"]
         assert most_unread <= 64_000
+    finally:
+        await peer.stop()
+        await sock.close()
+
+
+async def test_secret_stream_connection_over_udx_transport_with_js() -> None:
+    """wire.stream.open_secret_stream, unchanged, over UdxTransport to JS secret-stream on udx-native."""
+    sock = await UdxSocket.bind("127.0.0.1")
+    peer = await JsUdxPeer.start(sock, "secret", "resp", os.urandom(32).hex())
+    try:
+        reader, writer = await open_connection(peer.stream)
+        async with asyncio.timeout(30):
+            conn = await open_secret_stream(reader, writer, True, NoiseKeyPair.generate(), keepalive=None)
+            assert (await peer.next_json())["event"] == "handshake"
+            messages = [os.urandom(n) for n in (3, 4000, 200_000)]
+            for m in messages:
+                await conn.send(m)
+            for m in messages:
+                assert await conn.recv() == m
+            await conn.aclose()
+            result = await peer.next_json()
+        assert result["event"] == "closed" and result["error"] is None
     finally:
         await peer.stop()
         await sock.close()

@@ -29,6 +29,10 @@ peer, udx-native included, sees exactly what separate sends would produce), and 
 lets one ``recvmsg`` return a run of same-sized datagrams that we cut apart again. Either is
 switched off for good the first time the kernel refuses it.
 
+For code written against TCP, :class:`UdxTransport` gives a stream the ``asyncio.Transport``
+face (and :func:`open_connection` a reader/writer pair), so the secret-stream and replication
+adapters run over UDX unchanged.
+
 Each stream keeps one timer handle, armed at the state machine's next deadline. Writes are
 coalesced: ``write`` only schedules a flush for the end of the current loop iteration.
 Reading is either pull (``await read()``) or push (``on_data``/``on_end`` callbacks, for
@@ -377,6 +381,10 @@ class UdxStream:
         self.on_end: Callable[[], None] | None = None
         self.on_close: Callable[[HyperlobbyError | None], None] | None = None
         self.on_message: Callable[[bytes], None] | None = None
+        self.on_drain: Callable[[], None] | None = None
+        self._paused = False
+        self._end_pending = False
+        self._close_pending = False
 
     @property
     def remote_id(self) -> int:
@@ -511,23 +519,50 @@ class UdxStream:
     def _handle(self, events: list[StreamEvent]) -> None:
         for event in events:
             if isinstance(event, StreamData):
-                if self.on_data is not None:
+                if self.on_data is not None and not self._paused and not self._chunks:
                     if self.state.read_done(len(event.data)):
                         self._schedule_flush()
                     self.on_data(event.data)
-                else:
+                else:  # pull mode, or push mode while paused: hold it (the window shrinks)
                     self._chunks.append(event.data)
                     self._wake_reader()
             elif isinstance(event, StreamEnd):
                 self._eof = True
                 self._wake_reader()
                 if self.on_end is not None:
-                    self.on_end()
+                    if self._chunks:
+                        self._end_pending = True  # after the held data
+                    else:
+                        self.on_end()
             elif isinstance(event, StreamMessage):
                 if self.on_message is not None:
                     self.on_message(event.data)
             elif isinstance(event, StreamClosed):
                 self._on_closed(event.error)
+
+    def pause_reading(self) -> None:
+        """Push mode: stop calling ``on_data``; data is held and our receive window closes."""
+        self._paused = True
+
+    def resume_reading(self) -> None:
+        """Push mode: hand over what was held, then carry on."""
+        self._paused = False
+        self._deliver_held()
+
+    def _deliver_held(self) -> None:
+        while self._chunks and not self._paused and self.on_data is not None:
+            chunk = self._chunks.popleft()
+            if self.state.read_done(len(chunk)):
+                self._schedule_flush()
+            self.on_data(chunk)
+        if self._chunks or self._paused:
+            return
+        if self._end_pending and self.on_end is not None:
+            self._end_pending = False
+            self.on_end()
+        if self._close_pending and self.on_close is not None:
+            self._close_pending = False
+            self.on_close(self.state.error)
 
     def _on_closed(self, error: HyperlobbyError | None) -> None:
         if not self.closed.done():
@@ -540,7 +575,10 @@ class UdxStream:
         else:
             self._loop.call_later(LINGER, self.udx._forget, self)
         if self.on_close is not None:
-            self.on_close(error)
+            if self._chunks and error is None and self.on_data is not None:
+                self._close_pending = True  # a clean close waits for held data to be taken
+            else:
+                self.on_close(error)
 
     def _wake_reader(self) -> None:
         if self._readable is not None and not self._readable.done():
@@ -559,9 +597,12 @@ class UdxStream:
         datagrams = self.state.packets_to_send(self._loop.time())
         if datagrams:
             socket._send_batch(datagrams, address)
-        drained = self._drained
-        if drained is not None and not drained.done() and self.state.send_buffered <= self.high_water:
-            drained.set_result(None)
+        if self.state.send_buffered <= self.high_water:
+            drained = self._drained
+            if drained is not None and not drained.done():
+                drained.set_result(None)
+            if self.on_drain is not None:
+                self.on_drain()
         self._arm()
 
     def _arm(self) -> None:
@@ -584,3 +625,134 @@ class UdxStream:
             return
         self._handle(self.state.on_timer(self._loop.time()))
         self._flush()
+
+
+class UdxTransport(asyncio.Transport):
+    """The asyncio Transport face of a :class:`UdxStream`.
+
+    Protocol-based code written for TCP (``asyncio.StreamReader``/``StreamWriter``, the
+    replication connection) runs over UDX unchanged. Write back-pressure follows the
+    stream's unacknowledged bytes (``pause_writing`` above the high-water mark,
+    ``resume_writing`` once it falls to a quarter); ``pause_reading`` holds data in the
+    stream, which closes the receive window so the peer slows down. ``close`` ends our side
+    and gives the peer ``close_timeout`` seconds to end theirs before destroying.
+    """
+
+    def __init__(
+        self, stream: UdxStream, protocol: asyncio.BaseProtocol, *, close_timeout: float = 10.0
+    ) -> None:
+        super().__init__(
+            extra={
+                "peername": stream.remote_address,
+                "sockname": stream.socket.address if stream.socket is not None else None,
+                "udx_stream": stream,
+            }
+        )
+        self._stream = stream
+        self._protocol = protocol
+        self._close_timeout = close_timeout
+        self._closing = False
+        self._lost = False
+        self._writing_paused = False
+        self._high = stream.high_water
+        self._low = stream.high_water // 4
+        self._close_task: asyncio.Task[None] | None = None
+        stream.on_data = self._on_data
+        stream.on_end = self._on_end
+        stream.on_close = self._on_close
+        stream.on_drain = self._on_drain
+        protocol.connection_made(self)
+        stream._deliver_held()  # what arrived before the protocol was attached (unless it paused)
+        if stream.closed.done():
+            self._on_close(stream.state.error)
+
+    # --- callbacks from the stream ---------------------------------------------------------------
+
+    def _on_data(self, data: bytes) -> None:
+        assert isinstance(self._protocol, asyncio.Protocol)
+        self._protocol.data_received(data)
+
+    def _on_end(self) -> None:
+        assert isinstance(self._protocol, asyncio.Protocol)
+        if not self._protocol.eof_received():
+            self.close()
+
+    def _on_close(self, error: HyperlobbyError | None) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        self._closing = True
+        self._protocol.connection_lost(error)
+
+    def _on_drain(self) -> None:
+        if self._writing_paused and self._stream.state.send_buffered <= self._low:
+            self._writing_paused = False
+            self._protocol.resume_writing()
+
+    # --- asyncio.WriteTransport ------------------------------------------------------------------
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._closing or self._stream.closed.done():
+            return  # like a closing socket transport: late writes are dropped
+        self._stream.write(data)
+        if not self._writing_paused and self._stream.state.send_buffered > self._high:
+            self._writing_paused = True
+            self._protocol.pause_writing()
+
+    def write_eof(self) -> None:
+        self._stream.end()
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def get_write_buffer_size(self) -> int:
+        return self._stream.state.send_buffered
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return (self._low, self._high)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._high = high if high is not None else self._stream.high_water
+        self._low = low if low is not None else self._high // 4
+
+    # --- asyncio.ReadTransport / BaseTransport -------------------------------------------------
+
+    def pause_reading(self) -> None:
+        self._stream.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._stream.resume_reading()
+
+    def is_reading(self) -> bool:
+        return not self._stream._paused
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._close_task = asyncio.get_running_loop().create_task(self._stream.close(self._close_timeout))
+
+    def abort(self) -> None:
+        self._closing = True
+        self._stream.destroy()
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol
+
+
+async def open_connection(
+    stream: UdxStream, *, limit: int = 1 << 20
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """(reader, writer) over a connected UDX stream, like ``asyncio.open_connection`` for TCP."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=limit, loop=loop)
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    transport = UdxTransport(stream, protocol)
+    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+    return reader, writer
