@@ -10,6 +10,7 @@ import pytest
 
 from hyperlobby.errors import ProtocolError
 from hyperlobby.swarm.udx import UdxSocket, UdxStream, open_connection
+from hyperlobby.swarm.udx_protocol import MAX_UDX_NATIVE_PAYLOAD
 from hyperlobby.wire.noise import NoiseKeyPair
 from hyperlobby.wire.stream import open_secret_stream
 from udx_helpers import JsUdxPeer, LossyProxy, SecretOverUdx
@@ -26,7 +27,7 @@ async def send_all(stream: UdxStream, data: bytes, chunk: int = 65536) -> None:
     stream.end()
 
 
-@pytest.mark.parametrize("max_payload", [1152, 1452])
+@pytest.mark.parametrize("max_payload", [1152, 1452, MAX_UDX_NATIVE_PAYLOAD])
 async def test_echo_through_udx_native(max_payload: int) -> None:
     """Python sends 4 MB, udx-native echoes every byte back: both directions at once."""
     sock = await UdxSocket.bind("127.0.0.1")

@@ -30,8 +30,10 @@ sets SACK and appends ``(start, end)`` uint32 pairs (``end`` exclusive, ascendin
 after the header, with the data offset left at zero. udx-native acknowledges every DATA/END
 packet immediately, starts with a congestion window of 10 packets and 1152-byte payloads
 (1172-byte datagrams), then probes larger payloads by padding a DATA packet via the data
-offset. A packet for an unknown stream id, or one whose first two bytes are not ff 01, is
-not UDX (dht-rpc shares the socket) and goes to the socket's datagram handler.
+offset (up to 1472-byte datagrams). It reads datagrams into 2048-byte buffers, so nothing
+longer may be sent to it (see :data:`MAX_UDX_NATIVE_PAYLOAD`). A packet for an unknown
+stream id, or one whose first two bytes are not ff 01, is not UDX (dht-rpc shares the
+socket) and goes to the socket's datagram handler.
 
 Theory of operation
 -------------------
@@ -99,6 +101,10 @@ KNOWN_FLAGS = 0x3F
 DEFAULT_PAYLOAD = 1152
 #: Largest payload that still fits a 1500-byte Ethernet MTU (udx-native's probing ceiling).
 MAX_ETHERNET_PAYLOAD = 1500 - 28 - HEADER_SIZE
+#: Largest payload udx-native can receive: it reads datagrams into 2048-byte buffers and
+#: silently truncates longer ones (measured: 2028 works, 2029 corrupts the stream). Larger
+#: payloads are for Python-only links (loopback, jumbo frames) and must never reach JS.
+MAX_UDX_NATIVE_PAYLOAD = 2048 - HEADER_SIZE
 #: The receive window udx-native advertises; we advertise the same by default.
 DEFAULT_RECV_WINDOW = 4 * 1024 * 1024
 
