@@ -59,6 +59,7 @@ from hyperlobby.swarm.udx_protocol import (
     DEFAULT_RECV_WINDOW,
     DEFAULT_TIMEOUT,
     LINGER,
+    MAX_UDX_NATIVE_PAYLOAD,
     StreamClosed,
     StreamData,
     StreamEnd,
@@ -68,6 +69,17 @@ from hyperlobby.swarm.udx_protocol import (
     is_udx,
     peek_stream_id,
 )
+
+__all__ = [
+    "MAX_UDX_NATIVE_PAYLOAD",
+    "Address",
+    "Firewall",
+    "Udx",
+    "UdxSocket",
+    "UdxStream",
+    "UdxTransport",
+    "open_connection",
+]
 
 READ_BATCH = 256
 _LINUX = sys.platform.startswith("linux")
@@ -111,7 +123,11 @@ class Udx:
         keepalive: float | None = None,
         high_water: int = DEFAULT_HIGH_WATER,
     ) -> UdxStream:
-        """A new stream with ``stream_id`` (random free id if None); connect it before use."""
+        """A new stream with ``stream_id`` (random free id if None); connect it before use.
+
+        ``max_payload`` above :data:`MAX_UDX_NATIVE_PAYLOAD` is only for links whose other end
+        is this implementation: udx-native truncates such datagrams without noticing.
+        """
         if stream_id is None:
             for _ in range(64):
                 stream_id = random.getrandbits(32)
