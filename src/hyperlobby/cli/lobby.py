@@ -33,6 +33,8 @@ from hyperlobby.social.node import Node, NodeOptions, read_remote
 from hyperlobby.social.records import archive_key
 from hyperlobby.social.session import MAX_SESSION_BYTES, SESSION_PATH, Session
 
+LEAVE_TIMEOUT = 5.0  # seconds for each teardown step of `join` before the process exits anyway
+
 
 def extend_host(parser: argparse.ArgumentParser) -> None:
     """Give the ``host`` group its no-subcommand form: ``hyperlobby host --name NAME ...``."""
@@ -259,11 +261,14 @@ async def _join(args: argparse.Namespace, home: Path) -> int:
         out("connected", f"connected to the room ({kind} lobby); type to talk, Ctrl-D to leave", kind=kind)
         return await _chat(guest, out)
     finally:
+        # Leaving must end the process even if a teardown step stalls (an aiortc close under
+        # load, a peer that stops answering): each step gets a bounded time.
         if guest is not None:
             with contextlib.suppress(Exception):
-                await guest.leave()
+                await asyncio.wait_for(guest.leave(), LEAVE_TIMEOUT)
         if node is not None:
-            await node.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(node.close(), LEAVE_TIMEOUT)
         ident.close()
 
 
@@ -280,7 +285,8 @@ async def _chat(guest: RtcGuest, out: _Out) -> int:
             if text:
                 guest.send(text)
         leaving.append(True)
-        await guest.leave()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(guest.leave(), LEAVE_TIMEOUT)
 
     async def events() -> int:
         async for event in guest:
@@ -303,7 +309,8 @@ async def _chat(guest: RtcGuest, out: _Out) -> int:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         if tasks[1] in done:
             return int(tasks[1].result() or 0)
-        await guest.leave()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(guest.leave(), LEAVE_TIMEOUT)
         return 0
     finally:
         for task in tasks:
