@@ -33,7 +33,7 @@ from hyperlobby.social.node import Node, NodeOptions, read_remote
 from hyperlobby.social.records import archive_key
 from hyperlobby.social.session import MAX_SESSION_BYTES, SESSION_PATH, Session
 
-LEAVE_TIMEOUT = 5.0  # seconds for each teardown step of `join` before the process exits anyway
+LEAVE_TIMEOUT = 5.0  # seconds for each teardown step of `host`/`join` before the process exits anyway
 
 
 def extend_host(parser: argparse.ArgumentParser) -> None:
@@ -214,10 +214,13 @@ async def _host(args: argparse.Namespace, home: Path) -> int:
         await _stop_event().wait()
         out("ended", "session ended")
     finally:
+        # Ending must end the process even if a teardown step stalls: each one is bounded.
         if session is not None:
-            await session.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(session.close(), LEAVE_TIMEOUT)
         if node is not None:
-            await node.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(node.close(), LEAVE_TIMEOUT)
         ident.close()
     return 0
 
