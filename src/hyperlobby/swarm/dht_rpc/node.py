@@ -1,0 +1,803 @@
+"""asyncio dht-rpc node: a Kademlia RPC endpoint on one UDP socket, wire-compatible with JS.
+
+Theory of operation
+-------------------
+A :class:`DhtNode` owns (or borrows) one :class:`~hyperlobby.swarm.udx.UdxSocket`. dht-rpc
+datagrams are what the socket's UDX router does not claim (``on_message``), so HyperDHT can
+later run UDX streams on the same port. JS dht-rpc uses two sockets (a "client" one for
+firewalled nodes and a "server" one); one socket is enough for us because a node reachable on
+its socket is reachable for both roles, and PING_NAT answers work the same way.
+
+Outgoing requests get a 16-bit transaction id and wait for the response with that id from the
+address they were sent to. Each try waits ``request_timeout`` seconds; after ``retries``
+resends the request fails with :class:`RequestTimeout` (and, if the peer was in our table,
+it is dropped, as in JS). Incoming requests are answered from the routing table (FIND_NODE),
+directly (PING, PING_NAT, DOWN_HINT, DELAYED_PING), or handed to :attr:`DhtNode.on_request`
+for application commands (HyperDHT's ANNOUNCE, LOOKUP, ...).
+
+Identity: an *ephemeral* node (the default, as for a freshly started JS node) sends no id, so
+others never add it to their tables; it only consumes the DHT. A *persistent* node
+(``ephemeral=False``) sends ``id = BLAKE2b(ip ‖ port)`` of the address peers see, which they
+verify against the datagram's source and then add to their tables. We do not run dht-rpc's
+adaptive NAT probing: persistence is chosen by the caller, who knows whether the node is
+reachable (on loopback tests, it is). :meth:`DhtNode.bootstrapper` makes a persistent,
+unfirewalled node meant to be listed in others' bootstrap lists.
+
+Tokens: a response to a request carries a token = keyed BLAKE2b of the requester's IP under a
+secret that rotates every 7.5 s (the previous secret stays valid for one more period). A later
+request carrying a token is checked against both; a wrong token gets ERROR_INVALID_TOKEN. This
+proves the requester can receive at its claimed IP, which HyperDHT's ANNOUNCE relies on.
+
+Bootstrap addresses are never implied: a node only talks to what it is told about
+(``bootstrap=``) and to the nodes those return. Background work (refreshing the table,
+re-pinging stale entries) runs on a tick task that is cancelled by :meth:`DhtNode.close`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from hyperlobby.errors import DecodeError, EncodeError, HyperlobbyError, ProtocolError
+from hyperlobby.swarm.dht_rpc.messages import (
+    DELAYED_PING,
+    DOWN_HINT,
+    ERROR_INVALID_TOKEN,
+    ERROR_UNKNOWN_COMMAND,
+    FIND_NODE,
+    PING,
+    PING_NAT,
+    Address,
+    Request,
+    Response,
+    decode_message,
+    encode_down_hint,
+    encode_request,
+    encode_response,
+    make_token,
+    peer_id,
+)
+from hyperlobby.swarm.dht_rpc.query import Query, QueryReply
+from hyperlobby.swarm.dht_rpc.routing import K, RoutingNode, RoutingTable
+from hyperlobby.swarm.udx import UdxSocket
+
+DEFAULT_REQUEST_TIMEOUT: Final = 1.0
+DEFAULT_RETRIES: Final = 3
+DEFAULT_QUERY_RETRIES: Final = 2
+DEFAULT_CONCURRENCY: Final = 10
+DEFAULT_QUERY_TIMEOUT: Final = 20.0
+SECRET_ROTATION: Final = 7.5
+TICK_INTERVAL: Final = 5.0
+MAX_PING_DELAY: Final = 10.0
+MAX_INFLIGHT: Final = 4096
+MAX_CHECKS: Final = 10
+
+AddressLike = Address | tuple[str, int] | str
+
+
+class RequestTimeout(ProtocolError):
+    """A request got no response after all its retries."""
+
+
+class RequestDestroyed(ProtocolError):
+    """The node was closed while the request was waiting."""
+
+
+def parse_address(value: AddressLike) -> Address:
+    """``Address``, ``(host, port)`` or ``"host:port"`` (IPv4 only, as dht-rpc's wire format)."""
+    if isinstance(value, Address):
+        return value
+    if isinstance(value, tuple):
+        return Address(value[0], int(value[1]))
+    host, sep, port = value.rpartition(":")
+    if not sep or not host:
+        raise EncodeError("node address must be host:port", value=value)
+    return Address(host, int(port))
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A response to one of our requests, with the address it came from and the id it proved."""
+
+    address: Address
+    id: bytes | None
+    response: Response
+    rtt: float
+
+    @property
+    def error(self) -> int:
+        return self.response.error
+
+    @property
+    def value(self) -> bytes | None:
+        return self.response.value
+
+    @property
+    def token(self) -> bytes | None:
+        return self.response.token
+
+    @property
+    def closer_nodes(self) -> tuple[Address, ...]:
+        return self.response.closer_nodes
+
+    @property
+    def to(self) -> Address:
+        """How the responder saw us (our address from its side of any NAT)."""
+        return self.response.to
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingRequest:
+    """An application (non-internal) request; answer with :meth:`reply` or :meth:`error`."""
+
+    address: Address
+    id: bytes | None
+    request: Request
+    node: DhtNode = field(repr=False, compare=False)
+
+    @property
+    def command(self) -> int:
+        return self.request.command
+
+    @property
+    def target(self) -> bytes | None:
+        return self.request.target
+
+    @property
+    def value(self) -> bytes | None:
+        return self.request.value
+
+    @property
+    def token(self) -> bytes | None:
+        """The token the requester echoed back (already verified when present)."""
+        return self.request.token
+
+    def reply(self, value: bytes | None = None, *, token: bool = True, closer_nodes: bool = True) -> None:
+        self.node._send_reply(self.request, self.address, 0, value, token, closer_nodes)
+
+    def error(self, code: int, *, token: bool = False, closer_nodes: bool = True) -> None:
+        self.node._send_reply(self.request, self.address, code, None, token, closer_nodes)
+
+
+RequestHandler = Callable[[IncomingRequest], bool | None]
+
+
+@dataclass(eq=False)
+class _Inflight:
+    tid: int
+    to: Address
+    data: bytes
+    future: asyncio.Future[Reply]
+    retries: int
+    timeout: float
+    sent: int = 0
+    started: float = 0.0
+    handle: asyncio.TimerHandle | None = None
+
+
+class DhtNode:
+    """A dht-rpc node. Create with :meth:`create` (binds and bootstraps) or construct + :meth:`start`."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap: Sequence[AddressLike] = (),
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ephemeral: bool = True,
+        firewalled: bool | None = None,
+        public_host: str | None = None,
+        socket: UdxSocket | None = None,
+        k: int = K,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        query_retries: int = DEFAULT_QUERY_RETRIES,
+        tick_interval: float = TICK_INTERVAL,
+        max_ping_delay: float = MAX_PING_DELAY,
+    ) -> None:
+        self.bootstrap_nodes = [parse_address(b) for b in bootstrap]
+        self._host = host
+        self._port = port
+        self.ephemeral = ephemeral
+        # a persistent node must be reachable, so it cannot be firewalled
+        self.firewalled = (ephemeral if firewalled is None else firewalled) and ephemeral
+        self._public_host = public_host
+        self._socket = socket
+        self._owns_socket = socket is None
+        self.k = k
+        self.concurrency = concurrency
+        self.request_timeout = request_timeout
+        self.retries = retries
+        self.query_retries = query_retries
+        self.tick_interval = tick_interval
+        self.max_ping_delay = max_ping_delay
+        self.table = RoutingTable(os.urandom(32), k)
+        self.on_request: RequestHandler | None = None
+        self.on_add_node: Callable[[RoutingNode], None] | None = None
+        self.on_remove_node: Callable[[RoutingNode], None] | None = None
+        self.bootstrapped = False
+        self.closed = False
+        self.observed: Address | None = None  # how the last id-less responder saw us
+        self.stats: dict[str, int] = {
+            "requests": 0,
+            "responses": 0,
+            "timeouts": 0,
+            "received": 0,
+            "dropped": 0,
+        }
+        self._inflight: dict[int, _Inflight] = {}
+        self._tid = random.randrange(0x10000)
+        self._secrets = [os.urandom(32), os.urandom(32)]
+        self._secrets_at = time.monotonic()
+        self._tick = 0
+        self._tick_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._checks = 0
+        self._repinging = 0
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    @classmethod
+    async def create(cls, **options: Any) -> DhtNode:
+        """Bind, then bootstrap from the given list (if any) before returning."""
+        node = cls(**options)
+        await node.start()
+        await node.bootstrap()
+        return node
+
+    @classmethod
+    async def bootstrapper(cls, host: str, port: int = 0, **options: Any) -> DhtNode:
+        """A persistent, unfirewalled node with no bootstrap list: the first node of a network."""
+        if host in ("0.0.0.0", "::") or ":" in host:
+            raise EncodeError("a bootstrapper needs a specific IPv4 host", host=host)
+        options.setdefault("bootstrap", ())
+        node = cls(host=host, port=port, ephemeral=False, firewalled=False, **options)
+        await node.start()
+        node.bootstrapped = True
+        return node
+
+    async def start(self) -> None:
+        """Bind the socket (unless one was given) and adopt our id if we are persistent."""
+        if self._socket is None:
+            self._socket = await UdxSocket.bind(self._host, self._port)
+        self._socket.on_message = self._on_datagram
+        if not self.ephemeral:
+            host = self._public_host or self._socket.address[0]
+            if host in ("0.0.0.0", "::") or ":" in host:
+                raise EncodeError("a persistent node needs its public IPv4 host", host=host)
+            self._set_id(peer_id(host, self._socket.address[1]))
+        self._tick_task = asyncio.get_running_loop().create_task(self._ticker())
+
+    async def bootstrap(self) -> None:
+        """Look up our own id so the nodes near us learn about us and fill our table."""
+        await self._find_node(self.table.id, background=True)
+        self.bootstrapped = True
+
+    async def close(self) -> None:
+        """Fail pending requests, stop background work, close the socket if we opened it."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tick_task
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        for req in list(self._inflight.values()):
+            self._finish(req, RequestDestroyed("dht node closed", tid=req.tid))
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._socket is not None:
+            if self._socket.on_message == self._on_datagram:
+                self._socket.on_message = None
+            if self._owns_socket:
+                await self._socket.close()
+
+    async def __aenter__(self) -> DhtNode:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def socket(self) -> UdxSocket:
+        if self._socket is None:
+            raise ProtocolError("dht node is not started")
+        return self._socket
+
+    @property
+    def address(self) -> Address:
+        """The local address of our socket."""
+        host, port = self.socket.address
+        return Address(host, port)
+
+    @property
+    def id(self) -> bytes | None:
+        """Our id as others see it, or None while ephemeral (as in JS)."""
+        return None if self.ephemeral else self.table.id
+
+    def _set_id(self, id: bytes) -> None:
+        if id == self.table.id:
+            return
+        old = list(self.table)
+        self.table = RoutingTable(id, self.k)
+        for node in old:
+            if node.id != id:
+                self.table.add(node)
+
+    def nodes(self) -> list[Address]:
+        """Every address in the routing table."""
+        return [Address(n.host, n.port) for n in self.table]
+
+    def add_node(self, address: AddressLike) -> None:
+        """Add a node we know is persistent at ``address`` (its id is derived from the address)."""
+        addr = parse_address(address)
+        self._add_node(RoutingNode(peer_id(addr.host, addr.port), addr.host, addr.port))
+
+    # --- requests -----------------------------------------------------------------------------
+
+    def _next_tid(self) -> int:
+        for _ in range(0x10000):
+            tid = self._tid
+            self._tid = (self._tid + 1) & 0xFFFF
+            if tid not in self._inflight:
+                return tid
+        raise ProtocolError("no free transaction id")  # pragma: no cover - bounded by MAX_INFLIGHT
+
+    async def request(
+        self,
+        command: int,
+        address: AddressLike,
+        *,
+        target: bytes | None = None,
+        value: bytes | None = None,
+        token: bytes | None = None,
+        internal: bool = False,
+        retries: int | None = None,
+        timeout: float | None = None,
+    ) -> Reply:
+        """Send one request and wait for its response (raises :class:`RequestTimeout`).
+
+        Error responses are returned, not raised: ``reply.error`` is the remote's code, which
+        callers such as HyperDHT interpret per command.
+        """
+        to = parse_address(address)
+        if self.closed:
+            raise RequestDestroyed("dht node closed")
+        if len(self._inflight) >= MAX_INFLIGHT:
+            raise ProtocolError("too many requests in flight", limit=MAX_INFLIGHT)
+        tid = self._next_tid()
+        data = encode_request(
+            Request(
+                tid=tid,
+                to=to,
+                command=command,
+                internal=internal,
+                id=self.id,
+                token=token,
+                target=target,
+                value=value,
+            )
+        )
+        loop = asyncio.get_running_loop()
+        req = _Inflight(
+            tid=tid,
+            to=to,
+            data=data,
+            future=loop.create_future(),
+            retries=self.retries if retries is None else retries,
+            timeout=self.request_timeout if timeout is None else timeout,
+            started=loop.time(),
+        )
+        self._inflight[tid] = req
+        self.stats["requests"] += 1
+        self._send(req)
+        return await req.future
+
+    async def ping(self, address: AddressLike, **options: Any) -> Reply:
+        return await self.request(PING, address, internal=True, **options)
+
+    def _send(self, req: _Inflight) -> None:
+        req.sent += 1
+        self.socket.send(req.data, req.to.as_tuple())
+        loop = asyncio.get_running_loop()
+        req.handle = loop.call_later(req.timeout, self._on_cycle, req)
+
+    def _on_cycle(self, req: _Inflight) -> None:
+        req.handle = None
+        if self._inflight.get(req.tid) is not req:
+            return
+        if req.sent > req.retries:
+            self.stats["timeouts"] += 1
+            self._finish(req, RequestTimeout("dht request timed out", to=str(req.to), tries=req.sent))
+            node = self.table.get(peer_id(req.to.host, req.to.port))
+            if node is not None and (node.host, node.port) == req.to.as_tuple():
+                self._remove_node(node)
+            return
+        self._send(req)
+
+    def _finish(self, req: _Inflight, outcome: Reply | HyperlobbyError) -> None:
+        self._inflight.pop(req.tid, None)
+        if req.handle is not None:
+            req.handle.cancel()
+            req.handle = None
+        if req.future.done():
+            return
+        if isinstance(outcome, Reply):
+            req.future.set_result(outcome)
+        else:
+            req.future.set_exception(outcome)
+
+    # --- queries ------------------------------------------------------------------------------
+
+    async def find_node(
+        self, target: bytes, *, timeout: float = DEFAULT_QUERY_TIMEOUT, max_visits: int = 256
+    ) -> list[QueryReply]:
+        """Iterative FIND_NODE: the (up to k) closest nodes to ``target`` that answered, nearest first."""
+        return await self._find_node(target, timeout=timeout, max_visits=max_visits)
+
+    async def _find_node(
+        self,
+        target: bytes,
+        *,
+        background: bool = False,
+        timeout: float = DEFAULT_QUERY_TIMEOUT,
+        max_visits: int = 256,
+    ) -> list[QueryReply]:
+        concurrency = min(self.concurrency, max(2, self.concurrency // 8)) if background else self.concurrency
+        query = await self.query(
+            FIND_NODE,
+            target,
+            internal=True,
+            timeout=timeout,
+            max_visits=max_visits,
+            concurrency=concurrency,
+        )
+        return query.closest_replies
+
+    async def query(
+        self,
+        command: int,
+        target: bytes,
+        value: bytes | None = None,
+        *,
+        internal: bool = False,
+        timeout: float = DEFAULT_QUERY_TIMEOUT,
+        max_visits: int = 256,
+        concurrency: int | None = None,
+        on_reply: Callable[[QueryReply], None] | None = None,
+    ) -> Query:
+        """Run ``command`` iteratively toward ``target``; returns the finished :class:`Query`.
+
+        Every node visited gets the command with the target and value (HyperDHT's LOOKUP works
+        this way); ``on_reply`` sees each successful answer as it arrives. The query ends when
+        nobody closer is left, after ``max_visits`` requests, or after ``timeout`` seconds.
+        """
+        if len(target) != 32:
+            raise EncodeError("query target must be 32 bytes", length=len(target))
+        query = Query(
+            target,
+            own_id=self.table.id,
+            k=self.k,
+            concurrency=concurrency or self.concurrency,
+            max_visits=max_visits,
+        )
+        for node in self.table.closest(target):
+            query.add_candidate(Address(node.host, node.port), id=node.id)
+        if len(self.table) < self.k:
+            for addr in self.bootstrap_nodes:
+                query.add_candidate(addr)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        running: dict[asyncio.Task[Reply], Address] = {}
+        try:
+            for _round in range(max_visits + 1):
+                for addr in query.next_visits():
+                    task = loop.create_task(
+                        self.request(
+                            command,
+                            addr,
+                            target=target,
+                            value=value,
+                            internal=internal,
+                            retries=self.query_retries,
+                        )
+                    )
+                    running[task] = addr
+                if not running:
+                    break
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                done, _ = await asyncio.wait(running, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+                if not done:
+                    break
+                for task in done:
+                    addr = running.pop(task)
+                    exc = task.exception()
+                    if exc is None:
+                        reply = task.result()
+                        query.on_reply(addr, reply.id, reply.response)
+                        if on_reply is not None and reply.error == 0:
+                            on_reply(QueryReply(addr, reply.id, reply.response))
+                    else:
+                        hints = query.on_failure(addr, timed_out=isinstance(exc, RequestTimeout))
+                        for hint in hints[:MAX_CHECKS]:
+                            self._spawn(self._send_down_hint(hint.tell, hint.down))
+                if query.done:
+                    break
+        finally:
+            query.finish()
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+        return query
+
+    async def _send_down_hint(self, tell: Address, down: Address) -> None:
+        with contextlib.suppress(HyperlobbyError):
+            await self.request(DOWN_HINT, tell, value=encode_down_hint(down.host, down.port), internal=True)
+
+    def _spawn(self, coro: Any) -> None:
+        if self.closed:
+            coro.close()
+            return
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- incoming -----------------------------------------------------------------------------
+
+    def _on_datagram(self, data: bytes, source: tuple[str, int]) -> None:
+        """Everything the UDX router did not claim; anything malformed is dropped silently."""
+        if self.closed or len(data) < 2:
+            return
+        host, port = source[0], source[1]
+        if not 0 < port < 0x10000 or ":" in host:
+            return
+        try:
+            msg = decode_message(data)
+        except (DecodeError, ValueError):
+            self.stats["dropped"] += 1
+            return
+        self.stats["received"] += 1
+        sender = Address(host, port)
+        if isinstance(msg, Request):
+            self._on_request(msg, sender)
+        else:
+            self._on_response(msg, sender)
+
+    def _verified_id(self, claimed: bytes | None, sender: Address) -> bytes | None:
+        if claimed is None:
+            return None
+        expected = peer_id(sender.host, sender.port)
+        return expected if claimed == expected else None
+
+    def _on_response(self, res: Response, sender: Address) -> None:
+        req = self._inflight.get(res.tid)
+        if req is None or req.to != sender:
+            return
+        from_id = self._verified_id(res.id, sender)
+        self.stats["responses"] += 1
+        rtt = asyncio.get_running_loop().time() - req.started
+        self._add_from_network(sender, from_id, res.to)
+        self._finish(req, Reply(sender, from_id, res, rtt))
+
+    def _on_request(self, req: Request, sender: Address) -> None:
+        if req.token is not None and req.token not in (
+            self._token(sender.host, 1),
+            self._token(sender.host, 0),
+        ):
+            self._send_reply(req, sender, ERROR_INVALID_TOKEN, None, True, True)
+            return
+        from_id = self._verified_id(req.id, sender)
+        if from_id is not None:
+            self._add_from_network(sender, from_id, req.to)
+        if req.internal:
+            self._on_internal(req, sender)
+            return
+        handler = self.on_request
+        handled: bool | None = False
+        if handler is not None:
+            try:
+                handled = handler(IncomingRequest(sender, from_id, req, self))
+            except Exception:  # a faulty handler must not take the node down
+                asyncio.get_running_loop().call_exception_handler(
+                    {"message": "dht on_request handler failed", "node": self}
+                )
+                handled = None
+        if handled is False:
+            self._send_reply(req, sender, ERROR_UNKNOWN_COMMAND, None, False, req.target is not None)
+
+    def _on_internal(self, req: Request, sender: Address) -> None:
+        if req.command == PING:
+            self._send_reply(req, sender, 0, None, False, False)
+        elif req.command == PING_NAT:
+            # the requester asks for the reply on another of its ports, to learn if it is open
+            if req.value is None or len(req.value) < 2:
+                return
+            port = req.value[0] | (req.value[1] << 8)
+            if port == 0:
+                return
+            self._send_reply(req, Address(sender.host, port), 0, None, False, False)
+        elif req.command == FIND_NODE:
+            if req.target is None:
+                return
+            self._send_reply(req, sender, 0, None, False, True)
+        elif req.command == DOWN_HINT:
+            if req.value is None or len(req.value) < 6:
+                return
+            if self._checks < MAX_CHECKS:
+                node = self.table.get(hashlib.blake2b(req.value[:6], digest_size=32).digest())
+                if node is not None and (node.pinged < self._tick or node.down_hints == 0):
+                    node.down_hints += 1
+                    self._check(node)
+            self._send_reply(req, sender, 0, None, False, False)
+        elif req.command == DELAYED_PING:
+            if req.value is None or len(req.value) < 4:
+                return
+            delay = int.from_bytes(req.value[:4], "little") / 1000
+            if delay > self.max_ping_delay:
+                return
+            timer: asyncio.TimerHandle | None = None
+
+            def fire() -> None:
+                if timer is not None:
+                    self._timers.discard(timer)
+                if not self.closed:
+                    self._send_reply(req, sender, 0, None, False, False)
+
+            timer = asyncio.get_running_loop().call_later(delay, fire)
+            self._timers.add(timer)
+        else:
+            self._send_reply(req, sender, ERROR_UNKNOWN_COMMAND, None, False, req.target is not None)
+
+    def _send_reply(
+        self,
+        req: Request,
+        to: Address,
+        error: int,
+        value: bytes | None,
+        token: bool,
+        closer_nodes: bool,
+    ) -> None:
+        if self.closed or self._socket is None:
+            return
+        closer: tuple[Address, ...] = ()
+        if req.target is not None and closer_nodes:
+            closer = tuple(Address(n.host, n.port) for n in self.table.closest(req.target))
+        data = encode_response(
+            Response(
+                tid=req.tid,
+                to=to,
+                id=self.id,
+                token=self._token(to.host, 1) if token else None,
+                closer_nodes=closer,
+                error=error,
+                value=value,
+            )
+        )
+        self._socket.send(data, to.as_tuple())
+
+    def _token(self, host: str, index: int) -> bytes:
+        """Round-trip token for ``host``: proves a requester receives at that IP."""
+        now = time.monotonic()
+        rotations = int((now - self._secrets_at) / SECRET_ROTATION)
+        if rotations > 0:
+            self._secrets_at += rotations * SECRET_ROTATION
+            for _ in range(min(rotations, 2)):
+                old = self._secrets[0]
+                self._secrets[0] = self._secrets[1]
+                self._secrets[1] = hashlib.blake2b(old, digest_size=32).digest()
+        return make_token(self._secrets[index], host)
+
+    # --- table maintenance --------------------------------------------------------------------
+
+    def _add_from_network(self, sender: Address, from_id: bytes | None, to: Address) -> None:
+        if from_id is None:
+            self.observed = to
+            return
+        old = self.table.get(from_id)
+        if old is not None:
+            old.seen = old.pinged = self._tick
+            old.to = to.as_tuple()
+            return
+        self._add_node(
+            RoutingNode(
+                from_id, sender.host, sender.port, self._tick, self._tick, self._tick, 0, to.as_tuple()
+            )
+        )
+
+    def _add_node(self, node: RoutingNode) -> None:
+        if node.id == self.table.id or self.table.has(node.id):
+            return
+        node.added = node.seen = node.pinged = self._tick
+        if self.table.add(node):
+            if self.on_add_node is not None:
+                self.on_add_node(node)
+            return
+        self._on_full_row(node)
+
+    def _on_full_row(self, new: RoutingNode) -> None:
+        """Ping the stalest node of a full row; if it is gone, the newcomer takes its place."""
+        if not self.bootstrapped or self._repinging >= 3:
+            return
+        row = self.table.row_of(new.id)
+        candidates = [n for n in row if n.pinged != self._tick]
+        if not candidates:
+            return
+        oldest = min(candidates, key=lambda n: (n.pinged, -n.added))
+        oldest.pinged = self._tick
+        self._repinging += 1
+        self._spawn(self._reping_and_swap(new, oldest))
+
+    async def _reping_and_swap(self, new: RoutingNode, old: RoutingNode) -> None:
+        last_seen = old.seen
+        try:
+            await self.ping(Address(old.host, old.port))
+            alive = old.seen > last_seen or self.table.get(old.id) is old
+        except HyperlobbyError:
+            alive = False
+        finally:
+            self._repinging -= 1
+        if not alive:
+            self._remove_node(old)
+            self._add_node(new)
+
+    def _remove_node(self, node: RoutingNode) -> None:
+        if self.table.get(node.id) is node and self.table.remove(node.id) and self.on_remove_node is not None:
+            self.on_remove_node(node)
+
+    def _check(self, node: RoutingNode) -> None:
+        node.pinged = self._tick
+        self._checks += 1
+
+        async def run() -> None:
+            try:
+                await self.ping(Address(node.host, node.port))
+            except HyperlobbyError:
+                self._remove_node(node)
+            finally:
+                self._checks -= 1
+
+        self._spawn(run())
+
+    async def _ticker(self) -> None:
+        """Background upkeep: re-ping the stalest nodes and refresh a thin table."""
+        while not self.closed:
+            await asyncio.sleep(self.tick_interval)
+            self._tick += 1
+            if not self.bootstrapped:
+                continue
+            if self._tick % 8 == 0:
+                stale = sorted(self.table, key=lambda n: n.seen)[:3]
+                for node in stale:
+                    if node.pinged != self._tick and self._checks < MAX_CHECKS:
+                        self._check(node)
+            if len(self.table) < self.k and self._tick % 12 == 0:
+                pick = self.table.random()
+                self._spawn(self._find_node(pick.id if pick else self.table.id, background=True))
+
+
+__all__ = [
+    "DhtNode",
+    "IncomingRequest",
+    "Reply",
+    "RequestDestroyed",
+    "RequestHandler",
+    "RequestTimeout",
+    "parse_address",
+]
