@@ -225,7 +225,7 @@ class DhtNode:
         self.on_remove_node: Callable[[RoutingNode], None] | None = None
         self.bootstrapped = False
         self.closed = False
-        self.observed: Address | None = None  # how the last id-less responder saw us
+        self.observed: Address | None = None  # how the last peer addressed us
         self.stats: dict[str, int] = {
             "requests": 0,
             "responses": 0,
@@ -495,7 +495,7 @@ class DhtNode:
             concurrency=concurrency or self.concurrency,
             max_visits=max_visits,
         )
-        for node in self.table.closest(target):
+        for node in self.table.nearest(target):
             query.add_candidate(Address(node.host, node.port), id=node.id)
         if len(self.table) < self.k:
             for addr in self.bootstrap_nodes:
@@ -678,7 +678,7 @@ class DhtNode:
             return
         closer: tuple[Address, ...] = ()
         if req.target is not None and closer_nodes:
-            closer = tuple(Address(n.host, n.port) for n in self.table.closest(req.target))
+            closer = tuple(Address(n.host, n.port) for n in self.table.nearest(req.target))
         data = encode_response(
             Response(
                 tid=req.tid,
@@ -707,8 +707,8 @@ class DhtNode:
     # --- table maintenance --------------------------------------------------------------------
 
     def _add_from_network(self, sender: Address, from_id: bytes | None, to: Address) -> None:
+        self.observed = to
         if from_id is None:
-            self.observed = to
             return
         old = self.table.get(from_id)
         if old is not None:

@@ -144,9 +144,13 @@ class Query:
             self.replies.append(reply)
             if from_id is not None and self._could_enter(from_id):
                 self._push_closest(reply)
-        for node in response.closer_nodes:
-            if not self.add_candidate(node, referrer=address):
-                break  # the list is sorted near-to-far for this target: the rest are farther
+        # A table's closest() is picked row by row, not sorted by distance to the target, so a
+        # farther entry can precede a closer one: look at all of them (a well-behaved node
+        # sends at most k; more than a few k is noise we do not need to read).
+        for node in response.closer_nodes[: 4 * self.k]:
+            if self.own_id is not None and peer_id(node.host, node.port) == self.own_id:
+                continue  # responders list us too once we are in their table
+            self.add_candidate(node, referrer=address)
 
     def on_failure(self, address: Address, *, timed_out: bool) -> list[DownHint]:
         """Record that ``address`` did not answer; returns the down hints to send, if any."""
