@@ -1,0 +1,244 @@
+"""Python dht-rpc nodes in a JS dht-rpc network (interop/peers/dht_rpc_peer.js), all on 127.0.0.1.
+
+The JS side is npm dht-rpc itself: a bootstrapper and persistent nodes. The checks: a Python
+node bootstraps through the JS bootstrapper, the JS nodes land in its table and it lands in
+theirs; JS pings and FIND_NODEs are answered with a valid id; lookups from either side return
+the true nearest nodes of the mixed network; user commands and tokens work both ways; JS nodes
+can bootstrap through a Python node; a Python node's garbage does not hurt the JS side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from conftest import INTEROP, node_binary
+from hyperlobby.swarm.dht_rpc import Address, DhtNode, IncomingRequest, peer_id, xor_distance
+from hyperlobby.swarm.udx import UdxSocket
+
+pytestmark = pytest.mark.interop
+
+FAST = {"request_timeout": 0.5, "retries": 3, "query_retries": 2}
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every datagram a Python node sends in these tests must go to 127.0.0.0/8."""
+    original = UdxSocket.send
+
+    def checked(self: UdxSocket, data: bytes, address: tuple[str, int]) -> None:
+        assert address[0].startswith("127."), f"datagram to non-loopback {address}"
+        original(self, data, address)
+
+    monkeypatch.setattr(UdxSocket, "send", checked)
+
+
+class JsDht:
+    """The JS network subprocess, driven by one JSON line per command (every wait bounded)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.info: dict[str, Any] = {}
+
+    @classmethod
+    async def start(cls, count: int, *extra: str) -> JsDht:
+        proc = await asyncio.create_subprocess_exec(
+            node_binary(),
+            str(INTEROP / "peers" / "dht_rpc_peer.js"),
+            str(count),
+            *extra,
+            cwd=INTEROP,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        js = cls(proc)
+        js.info = await js._line(30)
+        if not js.info.get("ready"):
+            await js.close()
+            pytest.fail(f"JS dht-rpc network did not start: {js.info}")
+        return js
+
+    async def _line(self, timeout: float) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        raw = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        if not raw:
+            err = b""
+            if self.proc.stderr is not None:
+                err = await asyncio.wait_for(self.proc.stderr.read(), 5)
+            pytest.fail(f"JS dht-rpc peer exited: {err.decode(errors='replace')}")
+        result: dict[str, Any] = json.loads(raw)
+        return result
+
+    async def call(self, timeout: float = 15, **cmd: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
+        await self.proc.stdin.drain()
+        reply = await self._line(timeout)
+        if "error" in reply and isinstance(reply["error"], str):
+            pytest.fail(f"JS command {cmd} failed: {reply['error']}")
+        return reply
+
+    @property
+    def addresses(self) -> list[Address]:
+        return [Address("127.0.0.1", n["port"]) for n in self.info["nodes"]]
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.info['bootstrap']}"
+
+    async def close(self) -> None:
+        if self.proc.returncode is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write(b'{"cmd":"quit"}\n')
+                await asyncio.wait_for(self.proc.wait(), 5)
+            except (TimeoutError, BrokenPipeError, ConnectionResetError):
+                pass
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+@pytest.fixture
+async def js_network() -> AsyncIterator[JsDht]:
+    js = await JsDht.start(4)
+    try:
+        yield js
+    finally:
+        await js.close()
+
+
+def _key(d: dict[str, Any]) -> str:
+    return f"{d['host']}:{d['port']}"
+
+
+async def test_python_node_joins_js_network(js_network: JsDht) -> None:
+    js = js_network
+    for n in js.info["nodes"]:
+        assert n["id"] == peer_id("127.0.0.1", n["port"]).hex()
+    async with await DhtNode.create(bootstrap=[js.bootstrap], ephemeral=False, **FAST) as py:
+        me = f"127.0.0.1:{py.address.port}"
+        # JS nodes are in our table, with the ids they proved
+        assert set(py.nodes()) == set(js.addresses)
+        for entry in py.table:
+            assert entry.id == peer_id(entry.host, entry.port)
+        # and we are in every JS table (our requests carried our id, JS verified it)
+        tables = (await js.call(cmd="table"))["tables"]
+        assert all(me in t for t in tables)
+
+        # JS pings us and sees our id and its own address
+        pong = await js.call(cmd="ping", **{"from": 2}, host="127.0.0.1", port=py.address.port)
+        assert pong["id"] == py.id.hex() if py.id else False
+        assert pong["to"]["port"] == js.addresses[2].port
+
+        # mixed lookups: everyone's ids, then the true nearest from both sides
+        ids = {Address("127.0.0.1", n["port"]): bytes.fromhex(n["id"]) for n in js.info["nodes"]}
+        assert py.id is not None
+        ids[py.address] = py.id
+        for _ in range(3):
+            target = os.urandom(32)
+            truth = sorted(ids, key=lambda a: xor_distance(target, ids[a]))
+            got = [r.address for r in await asyncio.wait_for(py.find_node(target), 15)]
+            assert got == [a for a in truth if a != py.address]
+            js_found = (await js.call(cmd="find", **{"from": 1}, target=target.hex()))["closest"]
+            assert [_key(n) for n in js_found] == [str(a) for a in truth if a != js.addresses[1]]
+            assert any(_key(n) == me and n["id"] == py.id.hex() for n in js_found)
+
+
+async def test_user_commands_both_ways(js_network: JsDht) -> None:
+    js = js_network
+    async with await DhtNode.create(bootstrap=[js.bootstrap], ephemeral=False, **FAST) as py:
+        target = os.urandom(32)
+        reply = await py.request(42, js.addresses[1], target=target, value=b"hello")
+        assert reply.error == 0 and reply.value == b"js:hello"
+        assert reply.id == peer_id("127.0.0.1", js.addresses[1].port)
+        assert reply.token is not None and reply.closer_nodes
+        # the JS node accepts its own token back, and rejects a wrong one
+        again = await py.request(42, js.addresses[1], value=b"x", token=reply.token)
+        assert again.error == 0
+        bad = await py.request(42, js.addresses[1], value=b"x", token=bytes(32))
+        assert bad.error == 2
+        unknown = await py.request(7, js.addresses[1])
+        assert unknown.error == 1
+
+        def handler(req: IncomingRequest) -> bool | None:
+            if req.command != 42:
+                return False
+            req.reply(b"py:" + (req.value or b""))
+            return True
+
+        py.on_request = handler
+        res = await js.call(
+            cmd="request",
+            **{"from": 3},
+            host="127.0.0.1",
+            port=py.address.port,
+            command=42,
+            target=target.hex(),
+            value=b"yo".hex(),
+        )
+        assert bytes.fromhex(res["value"]) == b"py:yo"
+        assert res["id"] == py.id.hex() if py.id else False
+        assert res["token"] is not None and len(res["closer"]) >= 4
+        res2 = await js.call(
+            cmd="request",
+            **{"from": 3},
+            host="127.0.0.1",
+            port=py.address.port,
+            command=42,
+            token=res["token"],
+        )
+        assert res2["error"] == 0
+        res3 = await js.call(cmd="request", **{"from": 3}, host="127.0.0.1", port=py.address.port, command=5)
+        assert res3["error"] == 1
+
+
+async def test_js_nodes_bootstrap_through_python() -> None:
+    """A Python bootstrapper with Python nodes; JS nodes join through it and lookups mix."""
+    py_nodes: list[DhtNode] = []
+    js: JsDht | None = None
+    try:
+        boot = await DhtNode.bootstrapper("127.0.0.1", **FAST)
+        py_nodes.append(boot)
+        for _ in range(3):
+            py_nodes.append(await DhtNode.create(bootstrap=[boot.address], ephemeral=False, **FAST))
+        js = await JsDht.start(3, str(boot.address))
+        js_addrs = set(js.addresses)
+        # the JS nodes contacted our bootstrapper with verified ids
+        assert js_addrs - {Address("127.0.0.1", js.info["bootstrap"])} <= set(boot.nodes())
+        # a fresh Python node reaches everyone through our bootstrapper alone
+        async with await DhtNode.create(bootstrap=[boot.address], ephemeral=False, **FAST) as late:
+            all_ids = {n.address: n.id for n in py_nodes}
+            all_ids.update(
+                {Address("127.0.0.1", n["port"]): bytes.fromhex(n["id"]) for n in js.info["nodes"]}
+            )
+            target = os.urandom(32)
+            found = [r.address for r in await asyncio.wait_for(late.find_node(target), 15)]
+            reachable = sorted(all_ids, key=lambda a: xor_distance(target, all_ids[a] or b""))
+            assert found[:5] == reachable[:5]
+            assert js_addrs & set(found)
+    finally:
+        if js is not None:
+            await js.close()
+        await asyncio.gather(*(n.close() for n in py_nodes))
+
+
+async def test_garbage_to_js_and_from_js_is_harmless(js_network: JsDht) -> None:
+    js = js_network
+    async with await DhtNode.create(bootstrap=[js.bootstrap], ephemeral=False, **FAST) as py:
+        rng = os.urandom
+        for i in range(200):
+            prefix = (b"\x03", b"\x13", b"")[i % 3]
+            py.socket.send(prefix + rng(i % 90), js.addresses[i % len(js.addresses)].as_tuple())
+        await asyncio.sleep(0.2)
+        # the JS network still answers and still lists us
+        pong = await py.ping(js.addresses[1])
+        assert pong.error == 0 and pong.id == peer_id("127.0.0.1", js.addresses[1].port)
+        tables = (await js.call(cmd="table"))["tables"]
+        assert all(f"127.0.0.1:{py.address.port}" in t for t in tables)
