@@ -10,13 +10,12 @@ land on one side only.
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from bench.common import run_js
 from hyperlobby.bee import Hyperbee
 from hyperlobby.core.store import Store
 
@@ -68,14 +67,7 @@ def python_numbers(puts: int, gets: int, batch_size: int) -> dict[str, dict[str,
 
 
 def js_numbers(puts: int, gets: int, batch_size: int) -> dict[str, dict[str, float]]:
-    proc = subprocess.run(
-        ["node", "bench/bee.js", str(puts), str(gets), str(batch_size)],
-        cwd=INTEROP,
-        capture_output=True,
-        check=True,
-        timeout=900,
-    )
-    result: dict[str, dict[str, float]] = json.loads(proc.stdout)
+    result: dict[str, dict[str, float]] = run_js("bench/bee.js", puts, gets, batch_size)
     return result
 
 

@@ -8,13 +8,12 @@ ratio is Python/JS throughput (above 1 means Python is faster).
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from bench.common import run_js
 from hyperlobby.core.store import Store
 from hyperlobby.drive import Hyperdrive
 
@@ -68,14 +67,7 @@ def python_numbers(files: int, size: int, big_size: int) -> dict[str, dict[str, 
 
 
 def js_numbers(files: int, size: int, big_size: int) -> dict[str, dict[str, float]]:
-    proc = subprocess.run(
-        ["node", "bench/drive.js", str(files), str(size), str(big_size)],
-        cwd=INTEROP,
-        capture_output=True,
-        check=True,
-        timeout=900,
-    )
-    result: dict[str, dict[str, float]] = json.loads(proc.stdout)
+    result: dict[str, dict[str, float]] = run_js("bench/drive.js", files, size, big_size)
     return result
 
 
