@@ -242,3 +242,16 @@ async def test_garbage_to_js_and_from_js_is_harmless(js_network: JsDht) -> None:
         assert pong.error == 0 and pong.id == peer_id("127.0.0.1", js.addresses[1].port)
         tables = (await js.call(cmd="table"))["tables"]
         assert all(f"127.0.0.1:{py.address.port}" in t for t in tables)
+
+
+async def test_query_and_commit_against_js(js_network: JsDht) -> None:
+    """A user-command query over JS nodes, then a commit with the tokens JS handed out."""
+    js = js_network
+    async with await DhtNode.create(bootstrap=[js.bootstrap], **FAST) as py:  # ephemeral client
+        q = await py.query(42, os.urandom(32), b"announce", timeout=15)
+        assert set(q.closest_nodes) == set(js.addresses)
+        assert all(r.response.value == b"js:announce" and r.response.token for r in q.closest_replies)
+        results = await py.commit(q, value=b"commit")
+        assert [r.value for r in results if not isinstance(r, Exception)] == [b"js:commit"] * len(
+            js.addresses
+        )

@@ -220,3 +220,28 @@ async def test_garbage_datagrams_do_no_harm(packets: list[bytes]) -> None:
                 assert reply.error == 0 and reply.id == node.id
         finally:
             raw.close()
+
+
+async def test_query_then_commit_spends_tokens(network: list[DhtNode]) -> None:
+    """The ANNOUNCE pattern: a lookup collects tokens, the commit sends them back."""
+    stored: dict[Address, bytes] = {}
+    for node in network:
+
+        def handler(req: IncomingRequest, node: DhtNode = node) -> bool | None:
+            if req.command != 50:
+                return False
+            if req.token is not None:
+                stored[node.address] = req.value or b""
+            req.reply(None)
+            return True
+
+        node.on_request = handler
+    target = os.urandom(32)
+    q = await network[6].query(50, target, b"record", timeout=10)
+    assert not stored  # the lookup itself carried no tokens
+    results = await network[6].commit(q)
+    assert len(results) == 5
+    assert all(not isinstance(r, Exception) and r.error == 0 for r in results)
+    assert set(stored) == set(q.closest_nodes) and set(stored.values()) == {b"record"}
+    again = await network[6].query(50, target, b"next", nodes=q.closest_nodes, timeout=10)
+    assert again.closest_nodes == q.closest_nodes

@@ -479,33 +479,42 @@ class DhtNode:
         max_visits: int = 256,
         concurrency: int | None = None,
         on_reply: Callable[[QueryReply], None] | None = None,
+        nodes: Sequence[AddressLike] = (),
     ) -> Query:
         """Run ``command`` iteratively toward ``target``; returns the finished :class:`Query`.
 
         Every node visited gets the command with the target and value (HyperDHT's LOOKUP works
-        this way); ``on_reply`` sees each successful answer as it arrives. The query ends when
-        nobody closer is left, after ``max_visits`` requests, or after ``timeout`` seconds.
+        this way); ``on_reply`` sees each successful answer as it arrives. ``nodes`` seeds the
+        walk (e.g. the closest nodes of an earlier query, as HyperDHT re-announces). The query
+        ends when nobody closer is left, after ``max_visits`` requests, or after ``timeout``
+        seconds. Follow with :meth:`commit` to act on the closest nodes with their tokens.
         """
         if len(target) != 32:
             raise EncodeError("query target must be 32 bytes", length=len(target))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         query = Query(
             target,
             own_id=self.table.id,
             k=self.k,
             concurrency=concurrency or self.concurrency,
             max_visits=max_visits,
+            deadline=deadline,
+            command=command,
+            value=value,
+            internal=internal,
         )
+        for seed in nodes:
+            query.add_candidate(parse_address(seed))
         for node in self.table.nearest(target):
             query.add_candidate(Address(node.host, node.port), id=node.id)
         if len(self.table) < self.k:
             for addr in self.bootstrap_nodes:
                 query.add_candidate(addr)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
         running: dict[asyncio.Task[Reply], Address] = {}
         try:
             for _round in range(max_visits + 1):
-                for addr in query.next_visits():
+                for addr in query.next_visits(loop.time()):
                     task = loop.create_task(
                         self.request(
                             command,
@@ -546,6 +555,38 @@ class DhtNode:
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
         return query
+
+    async def commit(
+        self,
+        query: Query,
+        command: int | None = None,
+        value: bytes | None = None,
+        *,
+        timeout: float = DEFAULT_QUERY_TIMEOUT,
+    ) -> list[Reply | HyperlobbyError]:
+        """Send ``command`` with each closest node's token (what ANNOUNCE and UNANNOUNCE need).
+
+        A node only accepts a token it issued to our IP, so this is the second round trip
+        after a query: the lookup collected tokens, the commit spends them. Defaults to the
+        query's own command; results are in closest-first order, failures as exceptions.
+        """
+
+        async def one(reply: QueryReply) -> Reply | HyperlobbyError:
+            if reply.response.token is None:
+                return ProtocolError("no token from closest node", node=str(reply.address))
+            try:
+                return await self.request(
+                    query.command if command is None else command,
+                    reply.address,
+                    target=query.target,
+                    value=query.value if value is None else value,
+                    token=reply.response.token,
+                    internal=query.internal,
+                )
+            except HyperlobbyError as exc:
+                return exc
+
+        return list(await asyncio.wait_for(asyncio.gather(*(one(r) for r in query.closest_replies)), timeout))
 
     async def _send_down_hint(self, tell: Address, down: Address) -> None:
         with contextlib.suppress(HyperlobbyError):

@@ -13,9 +13,10 @@ and reports back with :meth:`on_reply` or :meth:`on_failure`. Failures that were
 return *down hints*: (node to tell, node that is down) pairs, so the nodes that pointed us at
 a dead node can check it and drop it from their tables, as dht-rpc's DOWN_HINT does.
 
-Bounds: ``max_visits`` caps the requests one query may send, and the driver owns the clock
-(it stops waiting at its deadline and calls :meth:`finish`), so a query ends in bounded count
-and time whatever the network tells it.
+Bounds: ``max_visits`` caps the requests one query may send, and ``deadline`` (on whatever
+clock the driver uses: time is passed in, never read) ends it: :meth:`next_visits` and
+:meth:`expired` take ``now``. The driver also stops *waiting* at the deadline, so a query ends
+in bounded count and time whatever the network tells it.
 """
 
 from __future__ import annotations
@@ -54,12 +55,21 @@ class Query:
         k: int = K,
         concurrency: int = 10,
         max_visits: int = 256,
+        deadline: float | None = None,
+        command: int = 2,
+        value: bytes | None = None,
+        internal: bool = True,
     ) -> None:
         self.target = target
+        # what is being asked of every node (kept so a commit can repeat it with tokens)
+        self.command = command
+        self.value = value
+        self.internal = internal
         self.own_id = own_id
         self.k = k
         self.concurrency = concurrency
         self.max_visits = max_visits
+        self.deadline = deadline
         self.closest_replies: list[QueryReply] = []
         self.replies: list[QueryReply] = []
         self.successes = 0
@@ -110,9 +120,17 @@ class Query:
 
     # --- driving ------------------------------------------------------------------------------
 
-    def next_visits(self) -> list[Address]:
-        """Addresses to send the query to now (respecting concurrency and the visit budget)."""
+    def expired(self, now: float) -> bool:
+        """True (and the query finished) once ``now`` has reached the deadline."""
+        if self.deadline is not None and now >= self.deadline:
+            self._finished = True
+        return self._finished
+
+    def next_visits(self, now: float | None = None) -> list[Address]:
+        """Addresses to send the query to now (respecting concurrency, budget and deadline)."""
         out: list[Address] = []
+        if now is not None and self.expired(now):
+            return out
         while (
             not self._finished
             and self._pending
