@@ -23,7 +23,7 @@ from hyperlobby.swarm.dht_rpc import (
     xor_distance,
 )
 from hyperlobby.swarm.dht_rpc.messages import DOWN_HINT, encode_down_hint, encode_port
-from hyperlobby.swarm.udx import UdxSocket
+from hyperlobby.swarm.udx import Udx, UdxSocket
 
 FAST = {"request_timeout": 0.2, "retries": 2, "query_retries": 1}
 
@@ -245,3 +245,52 @@ async def test_query_then_commit_spends_tokens(network: list[DhtNode]) -> None:
     assert set(stored) == set(q.closest_nodes) and set(stored.values()) == {b"record"}
     again = await network[6].query(50, target, b"next", nodes=q.closest_nodes, timeout=10)
     assert again.closest_nodes == q.closest_nodes
+
+
+async def test_relay_chain_answers_the_original_requester(network: list[DhtNode]) -> None:
+    """client -> relay -> server -> relay -> client, as HyperDHT's handshakes travel."""
+    client, relay, server = network[1], network[2], network[3]
+    origin: list[Address] = []
+
+    def on_relay(req: IncomingRequest) -> bool | None:
+        if req.value == b"hello":  # from the client: forward to the server
+            origin.append(req.address)
+            req.relay(b"from-relay", server.address)
+        elif req.value == b"from-server":  # the server's answer: reply to the client
+            req.reply(b"answer", to=origin[0], token=False, closer_nodes=False)
+        return True
+
+    def on_server(req: IncomingRequest) -> bool | None:
+        assert req.value == b"from-relay" and req.address == relay.address and req.id == relay.id
+        req.relay(b"from-server", relay.address)
+        return True
+
+    relay.on_request = on_relay
+    server.on_request = on_server
+    reply = await client.request(61, relay.address, target=os.urandom(32), value=b"hello")
+    assert reply.value == b"answer" and reply.address == relay.address and reply.token is None
+
+
+async def test_shares_a_udx_socket_with_streams() -> None:
+    """dht-rpc and UDX streams on the same two ports at once."""
+    udx = Udx()
+    sa = await udx.bind("127.0.0.1")
+    sb = await udx.bind("127.0.0.1")
+    try:
+        a = DhtNode(socket=sa, ephemeral=False, **FAST)
+        b = DhtNode(socket=sb, ephemeral=False, **FAST)
+        await a.start()
+        await b.start()
+        s1 = sa.create_stream()
+        s2 = sb.create_stream()
+        s1.connect(s2.id, "127.0.0.1", sb.address[1])
+        s2.connect(s1.id, "127.0.0.1", sa.address[1])
+        s1.write(b"over udx")
+        pong = await asyncio.wait_for(a.ping(b.address), 2)
+        assert pong.id == b.id
+        assert await asyncio.wait_for(s2.read(8), 2) == b"over udx"
+        await a.close()
+        await b.close()
+        assert not sa.closed  # borrowed sockets stay open
+    finally:
+        await udx.close()

@@ -159,11 +159,29 @@ class IncomingRequest:
         """The token the requester echoed back (already verified when present)."""
         return self.request.token
 
-    def reply(self, value: bytes | None = None, *, token: bool = True, closer_nodes: bool = True) -> None:
-        self.node._send_reply(self.request, self.address, 0, value, token, closer_nodes)
+    def reply(
+        self,
+        value: bytes | None = None,
+        *,
+        token: bool = True,
+        closer_nodes: bool = True,
+        to: Address | None = None,
+    ) -> None:
+        """Answer (by default to the sender; ``to`` answers someone else with this tid)."""
+        self.node._send_reply(self.request, to or self.address, 0, value, token, closer_nodes)
 
-    def error(self, code: int, *, token: bool = False, closer_nodes: bool = True) -> None:
-        self.node._send_reply(self.request, self.address, code, None, token, closer_nodes)
+    def error(
+        self, code: int, *, token: bool = False, closer_nodes: bool = True, to: Address | None = None
+    ) -> None:
+        self.node._send_reply(self.request, to or self.address, code, None, token, closer_nodes)
+
+    def relay(self, value: bytes | None, to: Address) -> None:
+        """Forward this request (same tid, command and target, new value) to ``to``.
+
+        HyperDHT's handshake and holepunch messages travel client -> relay -> server and back
+        this way; whoever ends the chain answers the original requester with ``reply(to=...)``.
+        """
+        self.node._relay(self.request, value, to)
 
 
 RequestHandler = Callable[[IncomingRequest], bool | None]
@@ -629,7 +647,9 @@ class DhtNode:
 
     def _on_response(self, res: Response, sender: Address) -> None:
         req = self._inflight.get(res.tid)
-        if req is None or req.to != sender:
+        # JS matches by tid alone. We also want the host we asked, but not the port: HyperDHT
+        # answers some handshakes from another socket of the same node (its socket pool).
+        if req is None or req.to.host != sender.host:
             return
         from_id = self._verified_id(res.id, sender)
         self.stats["responses"] += 1
@@ -728,6 +748,22 @@ class DhtNode:
                 token=self._token(to.host, 1) if token else None,
                 closer_nodes=closer,
                 error=error,
+                value=value,
+            )
+        )
+        self._socket.send(data, to.as_tuple())
+
+    def _relay(self, req: Request, value: bytes | None, to: Address) -> None:
+        if self.closed or self._socket is None:
+            return
+        data = encode_request(
+            Request(
+                tid=req.tid,
+                to=to,
+                command=req.command,
+                internal=req.internal,
+                id=self.id,
+                target=req.target,
                 value=value,
             )
         )
