@@ -294,3 +294,22 @@ async def test_shares_a_udx_socket_with_streams() -> None:
         assert not sa.closed  # borrowed sockets stay open
     finally:
         await udx.close()
+
+
+async def test_background_ticks_drop_dead_nodes() -> None:
+    fast_ticks = {**FAST, "tick_interval": 0.02}
+    boot = await DhtNode.bootstrapper("127.0.0.1", **fast_ticks)
+    a = await DhtNode.create(bootstrap=[boot.address], ephemeral=False, **fast_ticks)
+    b = await DhtNode.create(bootstrap=[boot.address], ephemeral=False, **fast_ticks)
+    try:
+        await a.bootstrap()
+        assert b.address in a.nodes() and b.address in boot.nodes()
+        await b.close()
+        for _ in range(100):  # bounded: 5 s at most
+            if b.address not in a.nodes() and b.address not in boot.nodes():
+                break
+            await asyncio.sleep(0.05)
+        assert b.address not in a.nodes() and b.address not in boot.nodes()
+        assert a.address in boot.nodes() and boot.address in a.nodes()
+    finally:
+        await asyncio.gather(a.close(), b.close(), boot.close())
