@@ -124,6 +124,8 @@ async def test_python_node_joins_js_network(js_network: JsDht) -> None:
         assert n["id"] == peer_id("127.0.0.1", n["port"]).hex()
     async with await DhtNode.create(bootstrap=[js.bootstrap], ephemeral=False, **FAST) as py:
         me = f"127.0.0.1:{py.address.port}"
+        # the JS nodes' replies told us our address, and the vote agrees
+        assert (py.host, py.port) == ("127.0.0.1", py.address.port)
         # JS nodes are in our table, with the ids they proved
         assert set(py.nodes()) == set(js.addresses)
         for entry in py.table:

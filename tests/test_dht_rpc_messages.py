@@ -29,6 +29,7 @@ from hyperlobby.swarm.dht_rpc import (
     peer_id,
 )
 from hyperlobby.swarm.dht_rpc.messages import make_token
+from hyperlobby.swarm.dht_rpc.nat import NatSampler
 
 VECTORS = load_vectors("dht_rpc")
 
@@ -160,3 +161,11 @@ def test_mutated_vectors_decode_or_fail_cleanly(base: str, data: st.DataObject) 
 @pytest.mark.interop
 def test_vectors_regenerate() -> None:
     assert json.loads(run_node("vectors/dht_rpc.js", timeout=60)) == VECTORS
+
+
+@pytest.mark.parametrize("seq", VECTORS["nat"], ids=lambda s: f"{len(s)}-samples")
+def test_nat_sampler_matches_js(seq: list[dict[str, Any]]) -> None:
+    sampler = NatSampler()
+    for step in seq:
+        assert sampler.add(step["host"], step["port"]) == step["hits"]
+        assert [sampler.host, sampler.port, sampler.size] == step["verdict"]

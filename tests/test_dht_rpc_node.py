@@ -90,6 +90,8 @@ async def test_ephemeral_node_is_not_added(network: list[DhtNode]) -> None:
         for node in network:
             assert client.address not in node.nodes()
         assert client.observed == client.address
+        assert (client.host, client.port) == ("127.0.0.1", client.address.port)
+        assert not client.randomized
 
 
 async def test_user_commands_and_tokens(network: list[DhtNode]) -> None:

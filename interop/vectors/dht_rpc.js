@@ -8,6 +8,7 @@
 const IO = require('dht-rpc/lib/io')
 const peer = require('dht-rpc/lib/peer')
 const Table = require('kademlia-routing-table')
+const NatSampler = require('nat-sampler')
 const b4a = require('b4a')
 const crypto = require('crypto')
 
@@ -263,4 +264,31 @@ for (const k of [20, 5]) {
   })
 }
 
-process.stdout.write(JSON.stringify({ requests, responses, decoding, ids, tokens, routing }, null, 1) + '\n')
+// nat-sampler: the verdict (host, port, size) and returned hits after each sample.
+const natSequences = []
+const natSeqInputs = [
+  Array.from({ length: 6 }, () => ['1.2.3.4', 1000]),
+  [['1.2.3.4', 1000], ['1.2.3.4', 1001], ['1.2.3.4', 1002], ['1.2.3.4', 1003], ['1.2.3.4', 1004]],
+  [['1.2.3.4', 1000], ['5.6.7.8', 1000], ['1.2.3.4', 1000], ['1.2.3.4', 1000], ['1.2.3.4', 1000]]
+]
+{
+  // a long noisy one that wraps the ring several times
+  let x = 7
+  const seq = []
+  for (let i = 0; i < 120; i++) {
+    x = (x * 1103515245 + 12345) % 2147483648
+    const r = x % 10
+    const phase = i < 60 ? '9.9.9.9' : '8.8.8.8'
+    seq.push(r < 6 ? [phase, 4000] : r < 8 ? [phase, 4000 + (x % 5)] : ['7.7.7.' + (x % 3), 4000])
+  }
+  natSeqInputs.push(seq)
+}
+for (const seq of natSeqInputs) {
+  const s = new NatSampler()
+  natSequences.push(seq.map(([host, port]) => {
+    const hits = s.add(host, port)
+    return { host, port, hits, verdict: [s.host, s.port, s.size] }
+  }))
+}
+
+process.stdout.write(JSON.stringify({ requests, responses, decoding, ids, tokens, routing, nat: natSequences }, null, 1) + '\n')

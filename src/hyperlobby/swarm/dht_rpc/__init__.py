@@ -21,6 +21,7 @@ from hyperlobby.swarm.dht_rpc.messages import (
     encode_response,
     peer_id,
 )
+from hyperlobby.swarm.dht_rpc.nat import NatSampler
 from hyperlobby.swarm.dht_rpc.node import DhtNode, IncomingRequest, Reply, RequestDestroyed, RequestTimeout
 from hyperlobby.swarm.dht_rpc.query import DownHint, Query, QueryReply
 from hyperlobby.swarm.dht_rpc.routing import K, RoutingNode, RoutingTable, xor_distance
@@ -38,6 +39,7 @@ __all__ = [
     "DownHint",
     "IncomingRequest",
     "K",
+    "NatSampler",
     "Query",
     "QueryReply",
     "Reply",

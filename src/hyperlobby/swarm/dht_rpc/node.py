@@ -28,6 +28,10 @@ secret that rotates every 7.5 s (the previous secret stays valid for one more pe
 request carrying a token is checked against both; a wrong token gets ERROR_INVALID_TOKEN. This
 proves the requester can receive at its claimed IP, which HyperDHT's ANNOUNCE relies on.
 
+Our public address: every reply's ``to`` field is a vote fed to a :class:`NatSampler`
+(new table nodes, known ones every ~30 min of ticks, and as many id-less peers as we have
+bootstrap addresses), giving :attr:`DhtNode.host`/:attr:`DhtNode.port` as JS exposes them.
+
 Bootstrap addresses are never implied: a node only talks to what it is told about
 (``bootstrap=``) and to the nodes those return. Background work (refreshing the table,
 re-pinging stale entries) runs on a tick task that is cancelled by :meth:`DhtNode.close`.
@@ -64,6 +68,7 @@ from hyperlobby.swarm.dht_rpc.messages import (
     make_token,
     peer_id,
 )
+from hyperlobby.swarm.dht_rpc.nat import NatSampler
 from hyperlobby.swarm.dht_rpc.query import Query, QueryReply
 from hyperlobby.swarm.dht_rpc.routing import K, RoutingNode, RoutingTable
 from hyperlobby.swarm.udx import UdxSocket
@@ -78,6 +83,7 @@ TICK_INTERVAL: Final = 5.0
 MAX_PING_DELAY: Final = 10.0
 MAX_INFLIGHT: Final = 4096
 MAX_CHECKS: Final = 10
+OLD_NODE_TICKS: Final = 360  # re-sample a known node's view of us after ~30 min of ticks
 
 AddressLike = Address | tuple[str, int] | str
 
@@ -261,6 +267,8 @@ class DhtNode:
         self._timers: set[asyncio.TimerHandle] = set()
         self._checks = 0
         self._repinging = 0
+        self.nat = NatSampler()
+        self._idless_samples: set[Address] = set()
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -341,6 +349,21 @@ class DhtNode:
         """The local address of our socket."""
         host, port = self.socket.address
         return Address(host, port)
+
+    @property
+    def host(self) -> str | None:
+        """Our public IP as voted by recent replies (None until they agree)."""
+        return self.nat.host
+
+    @property
+    def port(self) -> int:
+        """Our public port as voted by recent replies; 0 if unknown or randomized by a NAT."""
+        return self.nat.port
+
+    @property
+    def randomized(self) -> bool:
+        """Our NAT keeps the IP but changes the port per destination (hard to holepunch)."""
+        return self.nat.host is not None and self.nat.port == 0
 
     @property
     def id(self) -> bytes | None:
@@ -786,27 +809,37 @@ class DhtNode:
     def _add_from_network(self, sender: Address, from_id: bytes | None, to: Address) -> None:
         self.observed = to
         if from_id is None:
+            # id-less peers (bootstrap nodes still starting, ephemeral ones) may vote on our
+            # address too, but only a few distinct ones, so they cannot outvote the table
+            if sender not in self._idless_samples and len(self._idless_samples) < max(
+                1, len(self.bootstrap_nodes)
+            ):
+                self._idless_samples.add(sender)
+                self.nat.add(to.host, to.port)
             return
         old = self.table.get(from_id)
         if old is not None:
+            if old.sampled is None or self._tick - old.sampled >= OLD_NODE_TICKS:
+                old.sampled = self._tick
+                self.nat.add(to.host, to.port)
             old.seen = old.pinged = self._tick
             old.to = to.as_tuple()
             return
-        self._add_node(
-            RoutingNode(
-                from_id, sender.host, sender.port, self._tick, self._tick, self._tick, 0, to.as_tuple()
-            )
-        )
+        node = RoutingNode(from_id, sender.host, sender.port, to=to.as_tuple())
+        if self._add_node(node):
+            node.sampled = self._tick
+            self.nat.add(to.host, to.port)
 
-    def _add_node(self, node: RoutingNode) -> None:
+    def _add_node(self, node: RoutingNode) -> bool:
         if node.id == self.table.id or self.table.has(node.id):
-            return
+            return False
         node.added = node.seen = node.pinged = self._tick
         if self.table.add(node):
             if self.on_add_node is not None:
                 self.on_add_node(node)
-            return
+            return True
         self._on_full_row(node)
+        return False
 
     def _on_full_row(self, new: RoutingNode) -> None:
         """Ping the stalest node of a full row; if it is gone, the newcomer takes its place."""

@@ -46,6 +46,7 @@ class RoutingNode:
     seen: int = 0
     pinged: int = 0
     down_hints: int = 0
+    sampled: int | None = None
     to: tuple[str, int] | None = field(default=None)
 
 
