@@ -315,3 +315,29 @@ async def test_background_ticks_drop_dead_nodes() -> None:
         assert a.address in boot.nodes() and boot.address in a.nodes()
     finally:
         await asyncio.gather(a.close(), b.close(), boot.close())
+
+
+async def test_tokens_rotate(network: list[DhtNode], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token stays good for one more rotation (7.5 s) and then dies."""
+    import hyperlobby.swarm.dht_rpc.node as node_mod
+
+    clock = [1000.0]
+
+    class FakeTime:
+        @staticmethod
+        def monotonic() -> float:
+            return clock[0]
+
+    server, client = network[1], network[2]
+    monkeypatch.setattr(node_mod, "time", FakeTime)
+    server._secrets_at = clock[0]
+    server.on_request = lambda req: req.reply(b"ok") is None
+    first = await client.request(9, server.address)
+    assert first.token is not None
+    clock[0] += 8.0  # one rotation: the old secret is still accepted
+    assert (await client.request(9, server.address, token=first.token)).error == 0
+    clock[0] += 7.5  # two rotations: gone
+    assert (await client.request(9, server.address, token=first.token)).error == ERROR_INVALID_TOKEN
+    clock[0] += 1000.0  # long sleeps rotate at most twice, still valid afterwards
+    fresh = await client.request(9, server.address)
+    assert (await client.request(9, server.address, token=fresh.token)).error == 0
