@@ -15,11 +15,18 @@
 //         follow: L (fetch: after the first pass, print {"event":"synced","cores":[...]} once, then
 //           fetch every block up to L as the writer appends it, printing
 //           {"event":"block","core":i,"index":j,"digest":hex} for each, before "done")}
+// config.role = "watch": connect to 127.0.0.1:config.port, replicate the listed cores (by key),
+//   download everything live, print {"event":"watching","cores":[{key,discoveryKey,length,fork}]}
+//   once each core has updated, then {"event":"truncate","core":i,"ancestors":a,"fork":f} and
+//   {"event":"append","core":i,"length":n,"fork":f} as the core follows its writer.
 // Fetch results also list `stored`: the indexes in [0, length) held locally when done (sparse
 // fetches store only what they asked for).
 //
 // Commands on stdin (one JSON per line): {"cmd":"append","core":i,"blocks":[hex...]}
-//   -> {"event":"appended","core":i,"length":n}; {"cmd":"exit"}.
+//   -> {"event":"appended","core":i,"length":n}; {"cmd":"truncate","core":i,"length":n}
+//   -> {"event":"truncated","core":i,"length":n,"fork":f}; {"cmd":"report","core":i}
+//   -> {"event":"report","core":i,"length":n,"fork":f,"digests":[...],"stored":[...]} (digests of
+//   every block, fetched if missing; stored = indexes held before fetching); {"cmd":"exit"}.
 // Only 127.0.0.1 is ever used.
 
 const net = require('net')
@@ -126,13 +133,41 @@ async function fetch (cores) {
   stream.destroy()
 }
 
+async function watch (cores) {
+  const socket = net.connect(config.port, HOST)
+  const stream = replicateAll(cores, true, socket)
+  const described = []
+  for (let i = 0; i < cores.length; i++) {
+    const core = cores[i]
+    core.on('truncate', (ancestors, fork) => out({ event: 'truncate', core: i, ancestors, fork }))
+    core.on('append', () => out({ event: 'append', core: i, length: core.length, fork: core.fork }))
+    if (core.peers.length === 0) await new Promise((resolve) => core.once('peer-add', resolve))
+    await core.update({ wait: true })
+    core.download({ start: 0, end: -1 })
+    described.push({ ...describe(core), fork: core.fork })
+  }
+  out({ event: 'watching', cores: described })
+  return async () => stream.destroy()
+}
+
+async function report (i) {
+  const core = cores[i]
+  const stored = []
+  for (let j = 0; j < core.length; j++) if (await core.has(j)) stored.push(j)
+  const digests = []
+  for (let j = 0; j < core.length; j++) digests.push(digest(await core.get(j, { timeout: 15000 })))
+  return { event: 'report', core: i, length: core.length, fork: core.fork, digests, stored }
+}
+
+const cores = []
+
 async function main () {
-  const cores = []
   for (const spec of config.cores) cores.push(await openCore(spec))
 
   let stop = async () => {}
   if (config.role === 'serve') stop = await serve(cores)
   else if (config.role === 'fetch') await fetch(cores)
+  else if (config.role === 'watch') stop = await watch(cores)
   else throw new Error('unknown role ' + config.role)
 
   if (config.role === 'fetch') {
@@ -149,6 +184,16 @@ async function main () {
       const core = cores[msg.core]
       await core.append(msg.blocks.map((b) => Buffer.from(b, 'hex')))
       out({ event: 'appended', core: msg.core, length: core.length })
+    } else if (msg.cmd === 'truncate') {
+      const core = cores[msg.core]
+      await core.truncate(msg.length)
+      out({ event: 'truncated', core: msg.core, length: core.length, fork: core.fork })
+    } else if (msg.cmd === 'report') {
+      try {
+        out(await report(msg.core))
+      } catch (err) {
+        out({ event: 'report', core: msg.core, error: String(err && err.message) })
+      }
     } else if (msg.cmd === 'exit') {
       await stop()
       for (const core of cores) await core.close()

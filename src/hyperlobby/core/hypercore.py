@@ -21,8 +21,13 @@ a crash, and an append is durable once it returns (per the backend's durability 
 The tree reads stored nodes through this object (it is the tree's ``NodeReader``), backed by a
 small cache: appends never read nodes (the roots are in memory), but proofs and truncations do.
 
+A reader follows a writer's truncation with a *reorg* (hypercore.md §8): :meth:`verify_reorg` checks
+the remote's whole signed tree on its newer fork and finds how much of ours it shares (narrowed
+with hash proofs by the replicator), and :meth:`reorg` cuts our tree back to that prefix and adopts
+the new head, blocks, nodes, availability and head in one transaction.
+
 What is *not* here yet: fetching missing blocks from peers (``get`` of a missing block raises
-:class:`BlockNotAvailableError`), reorgs to a peer's higher fork, block encryption, sessions.
+:class:`BlockNotAvailableError`), block encryption, sessions.
 """
 
 from __future__ import annotations
@@ -32,9 +37,9 @@ import contextlib
 import logging
 import struct
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from hyperlobby.core.merkle import MerkleTree, TreeUpdate, obsolete_nodes
+from hyperlobby.core.merkle import MerkleTree, ReorgBatch, TreeUpdate, obsolete_nodes
 from hyperlobby.core.proofs import Proof, ProofRequest, TreeNode
 from hyperlobby.core.storage.base import CoreRecord, Head, StorageBackend, WriteBatch
 from hyperlobby.core.storage.memory import MemoryStorage
@@ -60,6 +65,11 @@ class AppendEvent:
     byte_length: int
     fork: int
     truncated: bool = False
+    # Details of a truncation, left out of equality so that events compare as before they existed.
+    ancestors: int = field(default=0, compare=False)
+    """With ``truncated``: how many blocks survived the cut (blocks from here on were dropped)."""
+    dropped: int = field(default=0, compare=False)
+    """With ``truncated``: how many blocks were dropped (``[ancestors, ancestors + dropped)``)."""
 
 
 AppendListener = Callable[[AppendEvent], None]
@@ -464,7 +474,16 @@ class Hypercore:
         self._cache.clear()
         self._tree.apply(update)
         self._bitfield.adopt(pages, contiguous)
-        self._notify(AppendEvent(update.length, update.byte_length, fork, truncated=True))
+        self._notify(
+            AppendEvent(
+                update.length,
+                update.byte_length,
+                fork,
+                truncated=True,
+                ancestors=new_length,
+                dropped=old_length - new_length,
+            )
+        )
 
     # --- replication entry points -----------------------------------------------------------------
 
@@ -541,6 +560,71 @@ class Hypercore:
         self._remember(update.nodes)
         if update.upgraded:
             self._notify(AppendEvent(update.length, update.byte_length, update.fork))
+        return update
+
+    def verify_reorg(self, proof: Proof) -> ReorgBatch:
+        """Check a remote's whole signed tree on a newer fork (``upgrade{0, n}``); change nothing.
+
+        The batch says how much of our tree the new one shares so far; while it is not
+        ``finished`` the replicator narrows it with hash proofs (:meth:`ReorgBatch.update`) so
+        that blocks the truncation did not touch are kept. Raises :class:`VerificationError` for
+        a lower or equal fork, a bad signature or a malformed tree.
+        """
+        self._check_open()
+        return self._tree.reorg(proof, self._check_signature)
+
+    def reorg(self, proof: Proof | ReorgBatch) -> TreeUpdate:
+        """Follow a remote truncation: cut back to the shared prefix and adopt the newer fork.
+
+        ``proof`` is a verified :class:`ReorgBatch` or a raw proof (verified here; if its
+        divergence point was not narrowed down, the whole differing root is dropped, which is
+        safe but may refetch blocks that were still valid). In one transaction: blocks and nodes
+        past the shared prefix are deleted, the new tree's verified nodes stored, availability
+        cleared past the prefix, and the new head (roots, length, fork, signature) written. Then
+        listeners get an :class:`AppendEvent` with ``truncated=True``. Nothing unverified is
+        stored; a stale batch (the core changed meanwhile) raises :class:`CoreError`.
+        """
+        self._check_open()
+        batch = self.verify_reorg(proof) if isinstance(proof, Proof) else proof
+        tree = self._tree
+        if batch.base_fork != tree.fork or batch.base_length != tree.length or batch.fork <= tree.fork:
+            raise CoreError("the core changed since this reorg was verified", fork=tree.fork)
+        update = batch.result()
+        old_length = tree.length
+        ancestors = update.ancestors
+        pages, contiguous = self._bitfield.preview_clear(ancestors, old_length - ancestors)
+        right_of_cut, crossing = obsolete_nodes(ancestors, old_length)
+        self._storage.write(
+            self._id,
+            WriteBatch(
+                truncate_blocks_from=ancestors if ancestors < old_length else None,
+                truncate_nodes_from=right_of_cut.start if right_of_cut else None,
+                delete_nodes=list(crossing),
+                nodes=list(update.nodes),
+                head=Head(
+                    update.fork,
+                    update.length,
+                    update.byte_length,
+                    tuple(update.roots),
+                    update.signature,
+                    contiguous,
+                ),
+                bitfield_pages=pages,
+            ),
+        )
+        self._cache.clear()
+        tree.apply(update)
+        self._bitfield.adopt(pages, contiguous)
+        self._notify(
+            AppendEvent(
+                update.length,
+                update.byte_length,
+                update.fork,
+                truncated=True,
+                ancestors=ancestors,
+                dropped=old_length - ancestors,
+            )
+        )
         return update
 
     # --- user data -------------------------------------------------------------------------------

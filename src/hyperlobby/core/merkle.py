@@ -42,7 +42,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from hyperlobby.core import flat_tree
@@ -66,6 +66,7 @@ __all__ = [
     "NodeReader",
     "PrologueLike",
     "ProofRequestError",
+    "ReorgBatch",
     "TreeUpdate",
     "obsolete_nodes",
 ]
@@ -427,6 +428,28 @@ class MerkleTree:
             fork=fork,
             ancestors=length,
         )
+
+    def reorg(self, proof: Proof, check_signature: CheckSignature) -> ReorgBatch:
+        """Start following a remote's newer fork: verify its whole signed tree and locate the divergence.
+
+        ``proof`` must carry ``upgrade{0, length}`` on a fork above ours (anything else is a
+        :class:`VerificationError`: a lower or equal fork cannot replace a signed head). Like JS
+        ``MerkleTree.reorg``, the first new root that is not a node we store marks where the trees
+        part; the batch then narrows that down with hash proofs (:meth:`ReorgBatch.update`). Never
+        mutates the tree.
+        """
+        if proof.fork <= self.fork:
+            raise VerificationError("a reorg must move to a newer fork", fork=proof.fork, current=self.fork)
+        update = self.verify_remote(proof, check_signature)
+        batch = ReorgBatch(self.reader, update, self.length)
+        for root in update.roots:
+            if batch.stored_matches(root):
+                continue
+            if not batch.set_diff(root):
+                batch.descend({n.index: n for n in update.nodes})
+            return batch
+        batch.finish(update.length)
+        return batch
 
     def apply(self, update: TreeUpdate) -> None:
         """Adopt ``update`` (its nodes must already be stored: later reads go through the reader)."""
@@ -992,6 +1015,141 @@ class MerkleTree:
             block=block,
             hash_node=hash_node,
         )
+
+
+class ReorgBatch:
+    """A verified newer fork of a remote, and how much of our tree it shares (JS ``ReorgBatch``).
+
+    ``remote`` is the remote's whole signed tree (from :meth:`MerkleTree.verify_remote`). The
+    batch keeps ``diff``, the highest new-tree node known to differ from what we store, and
+    ``ancestors``, the blocks before it (which both trees share). While not :attr:`finished`,
+    ``want_start``/``want_end``/``want_nodes`` say what to ask a peer next: a hash proof of leaf
+    ``2*i`` for some block ``i`` in ``[want_start, want_end)`` with ``want_nodes`` levels, which
+    reaches exactly up to ``diff`` and lets us descend one or more levels. The narrowing is what
+    lets a reader keep the blocks a truncation did not touch instead of refetching the whole root.
+    """
+
+    __slots__ = (
+        "_reader",
+        "ancestors",
+        "diff",
+        "finished",
+        "nodes",
+        "old_length",
+        "remote",
+        "want_end",
+        "want_nodes",
+        "want_start",
+    )
+
+    def __init__(self, reader: NodeReader, remote: TreeUpdate, old_length: int) -> None:
+        self._reader = reader
+        self.remote = remote
+        self.old_length = old_length
+        self.nodes: dict[int, TreeNode] = {n.index: n for n in remote.nodes}
+        self.diff: TreeNode | None = None
+        self.ancestors = 0
+        self.finished = False
+        self.want_start = 0
+        self.want_end = 0
+        self.want_nodes = 0
+
+    @property
+    def fork(self) -> int:
+        return self.remote.fork
+
+    @property
+    def base_fork(self) -> int:
+        return self.remote.base_fork
+
+    @property
+    def base_length(self) -> int:
+        return self.remote.base_length
+
+    def stored_matches(self, node: TreeNode) -> bool:
+        """True when we store ``node`` (same hash) as part of our current tree."""
+        if right_span(node.index) >= 2 * self.old_length:
+            return False
+        existing = self._reader.get_node(node.index)
+        return existing is not None and existing.hash == node.hash
+
+    def finish(self, ancestors: int) -> None:
+        self.finished = True
+        self.ancestors = ancestors
+
+    def set_diff(self, diff: TreeNode) -> bool:
+        """Make ``diff`` the divergence node; True when that settles the common prefix."""
+        if self.finished:
+            return True
+        lo, hi = flat_tree.spans(diff.index)
+        start = lo // 2
+        end = min(self.old_length, hi // 2 + 1)
+        self.ancestors = start
+        self.diff = diff
+        if not diff.index & 1 or self.want_start >= self.old_length or end <= start:
+            self.finished = True
+            return True
+        self.want_start = start
+        self.want_end = end
+        self.want_nodes = (hi - lo + 2).bit_length() - 2
+        return False
+
+    def descend(self, known: dict[int, TreeNode]) -> bool:
+        """Walk down from ``diff`` through the new-tree nodes in ``known``: into the left child
+        while it differs from ours, else into the right one. True once the prefix is settled."""
+        diff = self.diff
+        if diff is None or self.finished:
+            return True
+        if not diff.index & 1:
+            return True
+        pos = diff.index
+        found: TreeNode | None = None
+        while pos & 1:
+            left = known.get(flat_tree.left_child(pos))
+            if left is None:
+                break
+            if not self.stored_matches(left):
+                found = left
+                pos = left.index
+                continue
+            pos = sibling(left.index)
+            found = known.get(pos)
+            if found is None:
+                break
+        if found is None:
+            return False
+        return self.set_diff(found)
+
+    def update(self, proof: Proof) -> bool:
+        """Narrow the divergence with a hash proof that reaches ``diff``; True once finished.
+
+        A proof that does not fold into exactly ``diff`` (a signed node of the new tree) raises
+        :class:`VerificationError`; its nodes are kept only once verified.
+        """
+        if self.finished:
+            return True
+        diff = self.diff
+        if proof.hash is None or proof.block is not None or proof.upgrade is not None or diff is None:
+            raise VerificationError("a reorg is narrowed with a hash proof only")
+        if proof.fork != self.fork:
+            raise VerificationError("hash proof is for another fork", fork=proof.fork, expected=self.fork)
+        nodes: list[TreeNode] = []
+        try:
+            top, _target = MerkleTree._fold_subtree(proof, nodes)
+        except (struct.error, OverflowError) as exc:
+            raise VerificationError("proof values out of range", detail=str(exc)) from exc
+        if top is None or top.index != diff.index or top.hash != diff.hash or top.size != diff.size:
+            raise VerificationError("hash proof does not lead to the divergence node", index=diff.index)
+        known = {n.index: n for n in nodes}
+        for index, node in known.items():
+            self.nodes.setdefault(index, node)
+        return self.descend(known)
+
+    def result(self) -> TreeUpdate:
+        """The update to adopt: the new signed head, every verified node, and ``ancestors`` (the
+        kept prefix, never more than either tree) so the owner knows what to delete."""
+        ancestors = min(self.ancestors, self.old_length, self.remote.length)
+        return replace(self.remote, nodes=tuple(self.nodes.values()), ancestors=ancestors)
 
 
 def _unique(nodes: Iterable[TreeNode]) -> tuple[TreeNode, ...]:

@@ -35,8 +35,15 @@ The exchange follows the JS peer closely, because a JS peer only fetches from us
 5. After storing a block we tell the other peers with ``range{i, 1}`` unless they have it; when
    the core grows (our append, or a verified upgrade) every peer gets a fresh ``sync``.
 
-Not implemented yet (see the closing notes of the replication issue): reorgs to a higher fork
-after a remote truncation, pushing unrequested data, and seek-driven downloads.
+6. **Reorgs** (hypercore.md §8). A peer whose ``sync`` shows a higher fork has truncated (or
+   follows a writer that did). We ask it for its whole signed tree on that fork
+   (``upgrade{0, length}`` with ``fork`` = its fork), verify it, narrow down where it parts from
+   ours with ``hash`` requests (as JS does, so untouched blocks are kept), then cut our core back
+   and adopt the new fork in one transaction. Requests still in flight for the old fork are
+   withdrawn, the range cursors restart, and every peer gets our new ``sync`` (and a ``range``
+   drop for the blocks that are gone), which is how peers still on the old fork learn of it.
+
+Not implemented yet: pushing unrequested data, seek-driven downloads, and the id-0 conflict probe.
 """
 
 from __future__ import annotations
@@ -48,7 +55,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from hyperlobby.core.hypercore import AppendEvent, Hypercore
-from hyperlobby.core.proofs import BlockRequest, Proof, ProofRequest, UpgradeRequest
+from hyperlobby.core.merkle import ReorgBatch
+from hyperlobby.core.proofs import BlockRequest, HashRequest, Proof, ProofRequest, UpgradeRequest
 from hyperlobby.crypto.caps import replication_capability
 from hyperlobby.crypto.manifest import Manifest
 from hyperlobby.errors import (
@@ -85,6 +93,7 @@ DEFAULT_MAX_INFLIGHT = 128  # block requests in flight per peer
 DEFAULT_REQUEST_TIMEOUT = 20.0  # seconds before a request is cancelled and re-asked elsewhere
 MAX_TRACKED_BLOCK = 1 << 32  # remote availability beyond this is ignored (bounded memory)
 MAX_RETRY = 4096  # blocks waiting for a source; the range cursors pause while this is full
+MAX_REORG_PROBE = 4096  # blocks looked at per peer when choosing where to narrow a reorg
 
 _SENT, _BUSY, _NOBODY = 0, 1, 2  # outcomes of asking for one block
 
@@ -117,6 +126,16 @@ class _Inflight:
     peer: Peer
     request: Request
     sent_at: float
+
+
+@dataclass(slots=True)
+class _Reorg:
+    """A newer fork we are moving to: its verified tree (once it arrived) and the one request
+    (the tree itself, then hash proofs narrowing the divergence) we have out for it."""
+
+    fork: int
+    batch: ReorgBatch | None = None
+    inflight: _Inflight | None = None
 
 
 class _Availability:
@@ -184,6 +203,7 @@ class CoreReplicator:
         self._wanted_blocks: dict[int, int] = {}  # index -> number of waiters
         self._inflight_blocks: dict[int, _Inflight] = {}
         self._upgrade: _Inflight | None = None
+        self._reorg: _Reorg | None = None
         self._block_listeners: list[Callable[[int], None]] = []
         self._extensions: dict[str, Callable[[Peer, bytes], None]] = {}
         self._unsubscribe = core.on_append(self._on_core_changed)
@@ -246,6 +266,8 @@ class CoreReplicator:
                 self._failed(index)
         if self._upgrade is not None and self._upgrade.peer is peer:
             self._upgrade = None
+        if self._reorg is not None and self._reorg.inflight is not None and self._reorg.inflight.peer is peer:
+            self._reorg.inflight = None
         peer.inflight.clear()
         self.schedule()
 
@@ -274,12 +296,120 @@ class CoreReplicator:
     def _on_core_changed(self, event: AppendEvent) -> None:
         # Like JS (onupgrade, then onhave): a core that holds every block (a writer after an
         # append) also tells each peer it has them, or readers never learn of the new blocks.
+        if event.truncated:
+            self._on_truncated(event)
         full = self.core.length > 0 and self.core.contiguous_length == self.core.length
         for peer in list(self.peers):
             peer.signal_upgrade()
             if full:
                 peer.announce_block(self.core.length - 1)
+        if event.truncated:
+            # A peer may already be on an even newer fork (JS re-runs _updateFork after a reorg).
+            for peer in list(self.peers):
+                self._update_fork(peer)
         self.schedule()
+
+    def _on_truncated(self, event: AppendEvent) -> None:
+        """Our core moved to a new fork (our own truncate, or a reorg we applied).
+
+        Requests for the old fork can only be answered with data we would now refuse, so they
+        are withdrawn (their ids are not reused, late answers are ignored) and their blocks asked
+        for again on the new fork. The range cursors restart because blocks they had passed may
+        be gone, and per-peer "not available" marks are forgotten: they were about the old fork.
+        Like JS (``ontruncate`` then ``onhave(drop)``), peers hear which blocks we no longer hold.
+        """
+        self._cursor.clear()
+        self._retry_dirty = True
+        reorg = self._reorg
+        if reorg is not None and reorg.fork <= event.fork:
+            self._reorg = None
+            if reorg.inflight is not None:
+                reorg.inflight.peer.cancel(reorg.inflight)
+        for peer in list(self.peers):
+            for inflight in list(peer.inflight.values()):
+                if inflight.request.fork < event.fork:
+                    peer.cancel(inflight, lacks=False)
+            peer.lacks.clear()
+            peer.local_truncated(event.ancestors, event.dropped)
+
+    # --- reorgs --------------------------------------------------------------------------------
+
+    def _update_fork(self, peer: Peer) -> None:
+        """``peer`` is on a newer fork than we are: ask it for that fork's signed tree.
+
+        One reorg is pursued at a time, for the newest fork any peer showed (JS keeps a list, but
+        only ever applies the newest verified one). Like JS, an empty newer fork is not followed
+        (there is no ``upgrade{0, 0}`` to ask for); the next sync with a length will be.
+        """
+        core = self.core
+        if self.closed or not peer.active or peer.remote_fork <= core.fork or peer.remote_length == 0:
+            return
+        reorg = self._reorg
+        if reorg is not None and reorg.fork > peer.remote_fork:
+            return
+        if reorg is not None and reorg.fork < peer.remote_fork:
+            if reorg.inflight is not None:
+                reorg.inflight.peer.cancel(reorg.inflight)
+            reorg = None
+        if reorg is None:
+            reorg = self._reorg = _Reorg(peer.remote_fork)
+        if reorg.batch is None and reorg.inflight is None:
+            reorg.inflight = peer.request(
+                upgrade=UpgradeRequest(0, peer.remote_length),
+                manifest=core.manifest is None,
+                fork=reorg.fork,
+            )
+
+    def _narrow_reorg(self) -> None:
+        """Ask one peer on the new fork for the next hash proof towards the divergence point."""
+        reorg = self._reorg
+        if reorg is None or reorg.batch is None or reorg.inflight is not None or reorg.batch.finished:
+            return
+        batch = reorg.batch
+        for peer in self.peers:
+            if not peer.active or peer.remote_fork != reorg.fork or len(peer.inflight) >= self.max_inflight:
+                continue
+            # Any block of the range will do; look at a bounded number of candidates per peer.
+            end = min(batch.want_end, peer.remote_length, batch.want_start + MAX_REORG_PROBE)
+            for index in range(batch.want_start, end):
+                if peer.remote.has(index) and index not in peer.lacks:
+                    hash_request = HashRequest(2 * index, batch.want_nodes)
+                    reorg.inflight = peer.request(hash=hash_request, fork=reorg.fork)
+                    return
+        for peer in self.peers:
+            if peer.active and peer.remote_fork == reorg.fork:
+                peer.want_segment(batch.want_start)
+
+    def _on_reorg_data(self, peer: Peer, req: Request, msg: Data) -> None:
+        """Data for a newer fork: the tree we asked for, or a hash proof narrowing it down."""
+        reorg = self._reorg
+        if reorg is None or msg.fork != reorg.fork or req.fork != msg.fork:
+            return  # for a fork we gave up on (a newer one turned up, or we got there already)
+        core = self.core
+        batch = reorg.batch
+        if batch is not None and (batch.base_fork != core.fork or batch.base_length != core.length):
+            # Our core grew on the old fork meanwhile: the batch compared against a tree we no
+            # longer have. Start this fork over (JS drops its reorgs for the same reason).
+            self._reorg = None
+            self._update_fork(peer)
+            return
+        proof = Proof(fork=msg.fork, block=msg.block, hash=msg.hash, seek=msg.seek, upgrade=msg.upgrade)
+        try:
+            if reorg.batch is None:
+                if msg.upgrade is None:
+                    return
+                reorg.batch = core.verify_reorg(proof)
+            elif msg.hash is not None:
+                reorg.batch.update(proof)
+            else:
+                return
+        except VerificationError as exc:
+            raise ProtocolError(
+                "peer sent a newer fork that does not verify", key=core.key, reason=str(exc)
+            ) from exc
+        if reorg.batch.finished:
+            self._reorg = None
+            core.reorg(reorg.batch)  # listeners (_on_core_changed) do the rest
 
     def _stored_block(self, index: int, source: Peer) -> None:
         for peer in self.peers:
@@ -303,6 +433,7 @@ class CoreReplicator:
         """
         if self.closed or not self.peers:
             return
+        self._narrow_reorg()
         self._maybe_upgrade()
         capacity = sum(self.max_inflight - len(p.inflight) for p in self.peers if p.active)
         if capacity <= 0:
@@ -431,6 +562,9 @@ class CoreReplicator:
                 del self._inflight_blocks[req.block.index]
         if self._upgrade is inflight:
             self._upgrade = None
+        reorg = self._reorg
+        if reorg is not None and reorg.inflight is inflight:
+            reorg.inflight = None
 
 
 class Peer:
@@ -556,15 +690,20 @@ class Peer:
         self,
         *,
         block: BlockRequest | None = None,
+        hash: HashRequest | None = None,
         upgrade: UpgradeRequest | None = None,
         manifest: bool = False,
         priority: int = 0,
+        fork: int | None = None,
     ) -> _Inflight:
         rid = self._free_ids.pop() if self._free_ids else self._take_id()
+        if fork is None:
+            fork = self.remote_fork if upgrade is not None else self.core.fork
         msg = Request(
             id=rid,
-            fork=self.remote_fork if upgrade is not None else self.core.fork,
+            fork=fork,
             block=block,
+            hash=hash,
             upgrade=upgrade,
             manifest=manifest,
             priority=priority,
@@ -584,14 +723,25 @@ class Peer:
             self._free_ids.append(inflight.id)
         self.replicator._request_done(inflight)
 
-    def cancel(self, inflight: _Inflight) -> None:
-        """Withdraw a request that took too long (the id is not reused until much later)."""
+    def cancel(self, inflight: _Inflight, *, lacks: bool = True) -> None:
+        """Withdraw a request that took too long or went stale (the id is not reused until much
+        later). ``lacks`` marks the block as one this peer seems not to have (a timeout); a
+        request withdrawn because our fork changed says nothing about the peer."""
         self.inflight.pop(inflight.id, None)
         self.replicator._request_done(inflight)
         if inflight.request.block is not None:
-            self.lacks.add(inflight.request.block.index)
+            if lacks:
+                self.lacks.add(inflight.request.block.index)
             self.replicator._failed(inflight.request.block.index)
-        self.transport.send(Cancel(inflight.id))
+        if self.active:
+            self.transport.send(Cancel(inflight.id))
+
+    def local_truncated(self, ancestors: int, dropped: int) -> None:
+        """Our core dropped blocks ``[ancestors, ancestors + dropped)``: say so (JS sends the same
+        ``range`` drop), and announce the full core again once it is whole."""
+        self._announced_full = min(self._announced_full, ancestors)
+        if self.active and dropped > 0:
+            self.transport.send(Range(ancestors, dropped, drop=True))
 
     def want_segment(self, index: int) -> None:
         segment = index // SEGMENT_BLOCKS
@@ -644,6 +794,7 @@ class Peer:
             self.can_upgrade = self._compute_can_upgrade(msg.length, msg.fork)
         elif not same_fork:
             self.can_upgrade = False
+        self.replicator._update_fork(self)
         if same_fork and core.length > self.remote_length:
             self.send_sync()
         if length_changed:
@@ -738,9 +889,12 @@ class Peer:
         if msg.block is None and msg.hash is None and msg.seek is None and msg.upgrade is None:
             self.replicator.schedule()
             return
+        if msg.fork > core.fork:
+            self.replicator._on_reorg_data(self, req, msg)
+            self.replicator.schedule()
+            return
         if msg.fork != core.fork:
-            # A newer fork means the writer truncated; reorgs are not supported yet.
-            _log.warning("ignoring data for fork %d (we are on %d)", msg.fork, core.fork)
+            # An older fork: an answer to a request from before we moved on. Useless now.
             self.replicator.schedule()
             return
         proof = Proof(fork=msg.fork, block=msg.block, hash=msg.hash, seek=msg.seek, upgrade=msg.upgrade)
@@ -760,6 +914,8 @@ class Peer:
         if inflight.request.block is not None:
             self.lacks.add(inflight.request.block.index)
             self.replicator._failed(inflight.request.block.index)
+        if inflight.request.hash is not None:
+            self.lacks.add(inflight.request.hash.index // 2)  # a reorg probe: try another block
         self.replicator.schedule()
 
     def on_range(self, msg: Range) -> None:
