@@ -257,3 +257,15 @@ async def test_query_and_commit_against_js(js_network: JsDht) -> None:
         assert [r.value for r in results if not isinstance(r, Exception)] == [b"js:commit"] * len(
             js.addresses
         )
+
+
+async def test_adaptive_python_node_becomes_persistent_among_js(js_network: JsDht) -> None:
+    """JS nodes answer our PING_NAT probes on the port we name; then they add us."""
+    js = js_network
+    async with await DhtNode.create(bootstrap=[js.bootstrap], adaptive=True, **FAST) as py:
+        me = f"127.0.0.1:{py.address.port}"
+        assert not any(me in t for t in (await js.call(cmd="table"))["tables"])
+        assert await py.update_network_state()
+        assert py.id == peer_id("127.0.0.1", py.address.port)
+        tables = (await js.call(cmd="table"))["tables"]
+        assert all(me in t for t in tables)

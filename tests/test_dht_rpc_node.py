@@ -341,3 +341,23 @@ async def test_tokens_rotate(network: list[DhtNode], monkeypatch: pytest.MonkeyP
     clock[0] += 1000.0  # long sleeps rotate at most twice, still valid afterwards
     fresh = await client.request(9, server.address)
     assert (await client.request(9, server.address, token=fresh.token)).error == 0
+
+
+async def test_adaptive_node_proves_reachability_and_turns_persistent(network: list[DhtNode]) -> None:
+    boot = network[0]
+    async with await DhtNode.create(bootstrap=[boot.address], adaptive=True, k=5, **FAST) as node:
+        assert node.firewalled and node.id is None
+        assert all(node.address not in n.nodes() for n in network)
+        assert await node.update_network_state()
+        assert not node.firewalled and node.id == peer_id("127.0.0.1", node.address.port)
+        assert (node.host, node.port) == ("127.0.0.1", node.address.port)
+        assert sum(node.address in n.nodes() for n in network) >= 3
+        assert not await node.update_network_state()  # already persistent
+
+
+async def test_adaptive_node_behind_a_firewall_stays_ephemeral(network: list[DhtNode]) -> None:
+    boot = network[0]
+    async with await DhtNode.create(bootstrap=[boot.address], adaptive=True, k=5, **FAST) as node:
+        node.socket.on_message = lambda data, addr: None  # the server port receives nothing
+        assert not await node.update_network_state()
+        assert node.firewalled and node.ephemeral and node.id is None

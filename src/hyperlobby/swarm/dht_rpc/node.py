@@ -1,15 +1,17 @@
-"""asyncio dht-rpc node: a Kademlia RPC endpoint on one UDP socket, wire-compatible with JS.
+"""asyncio dht-rpc node: a Kademlia RPC endpoint on a UDP socket, wire-compatible with JS.
 
 Theory of operation
 -------------------
 A :class:`DhtNode` owns (or borrows) one :class:`~hyperlobby.swarm.udx.UdxSocket`. dht-rpc
 datagrams are what the socket's UDX router does not claim (``on_message``), so HyperDHT can
-later run UDX streams on the same port. JS dht-rpc uses two sockets (a "client" one for
-firewalled nodes and a "server" one); one socket is enough for us because a node reachable on
-its socket is reachable for both roles, and PING_NAT answers work the same way.
+later run UDX streams on the same port. JS dht-rpc always uses two sockets (a "client" one
+that firewalled nodes send from, and a "server" one); one is enough unless the node has to
+find out whether it is reachable, so only ``adaptive`` nodes bind the second (see below).
+Requests are answered from the socket they arrived on.
 
 Outgoing requests get a 16-bit transaction id and wait for the response with that id from the
-address they were sent to. Each try waits ``request_timeout`` seconds; after ``retries``
+host they were sent to (JS checks only the id; the port may differ when HyperDHT answers from
+another socket of the same node). Each try waits ``request_timeout`` seconds; after ``retries``
 resends the request fails with :class:`RequestTimeout` (and, if the peer was in our table,
 it is dropped, as in JS). Incoming requests are answered from the routing table (FIND_NODE),
 directly (PING, PING_NAT, DOWN_HINT, DELAYED_PING), or handed to :attr:`DhtNode.on_request`
@@ -18,10 +20,13 @@ for application commands (HyperDHT's ANNOUNCE, LOOKUP, ...).
 Identity: an *ephemeral* node (the default, as for a freshly started JS node) sends no id, so
 others never add it to their tables; it only consumes the DHT. A *persistent* node
 (``ephemeral=False``) sends ``id = BLAKE2b(ip ‖ port)`` of the address peers see, which they
-verify against the datagram's source and then add to their tables. We do not run dht-rpc's
-adaptive NAT probing: persistence is chosen by the caller, who knows whether the node is
-reachable (on loopback tests, it is). :meth:`DhtNode.bootstrapper` makes a persistent,
-unfirewalled node meant to be listed in others' bootstrap lists.
+verify against the datagram's source and then add to their tables. Persistence is either
+chosen up front (``ephemeral=False``: the caller knows the node is reachable, as on loopback)
+or earned: an ``adaptive=True`` node also binds a client socket, as JS does, sends from it
+while firewalled, and :meth:`DhtNode.update_network_state` asks peers (PING_NAT) to answer
+on the server port; if they get through, the node turns persistent. JS runs that check on its
+own after ~20 stable minutes; here the caller decides when. :meth:`DhtNode.bootstrapper`
+makes a persistent, unfirewalled node meant to be listed in others' bootstrap lists.
 
 Tokens: a response to a request carries a token = keyed BLAKE2b of the requester's IP under a
 secret that rotates every 7.5 s (the previous secret stays valid for one more period). A later
@@ -63,6 +68,7 @@ from hyperlobby.swarm.dht_rpc.messages import (
     Response,
     decode_message,
     encode_down_hint,
+    encode_port,
     encode_request,
     encode_response,
     make_token,
@@ -116,6 +122,7 @@ class Reply:
     id: bytes | None
     response: Response
     rtt: float
+    on_server: bool = True  # arrived on the server socket (False: on an adaptive node's client socket)
 
     @property
     def error(self) -> int:
@@ -147,6 +154,7 @@ class IncomingRequest:
     id: bytes | None
     request: Request
     node: DhtNode = field(repr=False, compare=False)
+    via: UdxSocket | None = field(default=None, repr=False, compare=False)
 
     @property
     def command(self) -> int:
@@ -174,12 +182,12 @@ class IncomingRequest:
         to: Address | None = None,
     ) -> None:
         """Answer (by default to the sender; ``to`` answers someone else with this tid)."""
-        self.node._send_reply(self.request, to or self.address, 0, value, token, closer_nodes)
+        self.node._send_reply(self.request, to or self.address, 0, value, token, closer_nodes, self.via)
 
     def error(
         self, code: int, *, token: bool = False, closer_nodes: bool = True, to: Address | None = None
     ) -> None:
-        self.node._send_reply(self.request, to or self.address, code, None, token, closer_nodes)
+        self.node._send_reply(self.request, to or self.address, code, None, token, closer_nodes, self.via)
 
     def relay(self, value: bytes | None, to: Address) -> None:
         """Forward this request (same tid, command and target, new value) to ``to``.
@@ -226,6 +234,7 @@ class DhtNode:
         query_retries: int = DEFAULT_QUERY_RETRIES,
         tick_interval: float = TICK_INTERVAL,
         max_ping_delay: float = MAX_PING_DELAY,
+        adaptive: bool = False,
     ) -> None:
         self.bootstrap_nodes = [parse_address(b) for b in bootstrap]
         self._host = host
@@ -236,6 +245,9 @@ class DhtNode:
         self._public_host = public_host
         self._socket = socket
         self._owns_socket = socket is None
+        # adaptive nodes also get a client socket, as JS has, so they can test reachability
+        self.adaptive = adaptive and ephemeral
+        self._client: UdxSocket | None = None
         self.k = k
         self.concurrency = concurrency
         self.request_timeout = request_timeout
@@ -296,6 +308,9 @@ class DhtNode:
         if self._socket is None:
             self._socket = await UdxSocket.bind(self._host, self._port)
         self._socket.on_message = self._on_datagram
+        if self.adaptive:
+            self._client = await UdxSocket.bind(self._socket.address[0], 0)
+            self._client.on_message = self._on_client_datagram
         if not self.ephemeral:
             host = self._public_host or self._socket.address[0]
             if host in ("0.0.0.0", "::") or ":" in host:
@@ -307,6 +322,57 @@ class DhtNode:
         """Look up our own id so the nodes near us learn about us and fill our table."""
         await self._find_node(self.table.id, background=True)
         self.bootstrapped = True
+
+    async def update_network_state(self) -> bool:
+        """Become reachable and persistent if the network allows it (an adaptive node).
+
+        Firewalled: ask up to 5 known nodes (PING_NAT, from the client socket) to answer on our
+        server socket's port. Replies that arrive there from enough of them, agreeing that we
+        are at our server port, prove unsolicited packets reach us: we are not firewalled.
+        Then, with a consistent public host and port, we take ``id = BLAKE2b(host ‖ port)``,
+        send it from now on, and look ourselves up again so nodes near us add us.
+        """
+        if not self.ephemeral or self.closed:
+            return False
+        if self.firewalled:
+            if self._client is None or not await self._probe_reachable():
+                return False
+            self.firewalled = False
+        host, port = self.nat.host, self.nat.port
+        if host is None or port == 0 or port != self.address.port:
+            return False
+        self.ephemeral = False
+        self._set_id(peer_id(host, port))
+        await self.bootstrap()
+        return True
+
+    async def _probe_reachable(self) -> bool:
+        nodes = [Address(n.host, n.port) for n in sorted(self.table, key=lambda n: -n.seen)[:5]]
+        for addr in self.bootstrap_nodes:
+            if len(nodes) >= 5:
+                break
+            if addr not in nodes:
+                nodes.append(addr)
+        if not nodes:
+            return False
+        server_port = self.address.port
+        outcomes = await asyncio.gather(
+            *(self.request(PING_NAT, n, value=encode_port(server_port), internal=True) for n in nodes),
+            return_exceptions=True,
+        )
+        sampler = NatSampler()
+        count = 0
+        for outcome in outcomes:
+            if isinstance(outcome, Reply) and outcome.on_server and outcome.error == 0:
+                count += 1
+                sampler.add(outcome.to.host, outcome.to.port)
+        if count < (3 if len(nodes) >= 5 else 1):
+            return False
+        if sampler.host is None or sampler.host != self.nat.host or sampler.port != server_port:
+            return False
+        self.nat = sampler
+        self._idless_samples.clear()
+        return True
 
     async def close(self) -> None:
         """Fail pending requests, stop background work, close the socket if we opened it."""
@@ -331,6 +397,8 @@ class DhtNode:
                 self._socket.on_message = None
             if self._owns_socket:
                 await self._socket.close()
+        if self._client is not None:
+            await self._client.close()
 
     async def __aenter__(self) -> DhtNode:
         return self
@@ -453,7 +521,9 @@ class DhtNode:
 
     def _send(self, req: _Inflight) -> None:
         req.sent += 1
-        self.socket.send(req.data, req.to.as_tuple())
+        # firewalled adaptive nodes ask from the client socket, keeping the server one unseen
+        sock = self._client if self.firewalled and self._client is not None else self.socket
+        sock.send(req.data, req.to.as_tuple())
         loop = asyncio.get_running_loop()
         req.handle = loop.call_later(req.timeout, self._on_cycle, req)
 
@@ -643,7 +713,10 @@ class DhtNode:
 
     # --- incoming -----------------------------------------------------------------------------
 
-    def _on_datagram(self, data: bytes, source: tuple[str, int]) -> None:
+    def _on_client_datagram(self, data: bytes, source: tuple[str, int]) -> None:
+        self._on_datagram(data, source, self._client)
+
+    def _on_datagram(self, data: bytes, source: tuple[str, int], via: UdxSocket | None = None) -> None:
         """Everything the UDX router did not claim; anything malformed is dropped silently."""
         if self.closed or len(data) < 2:
             return
@@ -658,9 +731,9 @@ class DhtNode:
         self.stats["received"] += 1
         sender = Address(host, port)
         if isinstance(msg, Request):
-            self._on_request(msg, sender)
+            self._on_request(msg, sender, via)
         else:
-            self._on_response(msg, sender)
+            self._on_response(msg, sender, via is None)
 
     def _verified_id(self, claimed: bytes | None, sender: Address) -> bytes | None:
         if claimed is None:
@@ -668,7 +741,7 @@ class DhtNode:
         expected = peer_id(sender.host, sender.port)
         return expected if claimed == expected else None
 
-    def _on_response(self, res: Response, sender: Address) -> None:
+    def _on_response(self, res: Response, sender: Address, on_server: bool = True) -> None:
         req = self._inflight.get(res.tid)
         # JS matches by tid alone. We also want the host we asked, but not the port: HyperDHT
         # answers some handshakes from another socket of the same node (its socket pool).
@@ -678,37 +751,37 @@ class DhtNode:
         self.stats["responses"] += 1
         rtt = asyncio.get_running_loop().time() - req.started
         self._add_from_network(sender, from_id, res.to)
-        self._finish(req, Reply(sender, from_id, res, rtt))
+        self._finish(req, Reply(sender, from_id, res, rtt, on_server))
 
-    def _on_request(self, req: Request, sender: Address) -> None:
+    def _on_request(self, req: Request, sender: Address, via: UdxSocket | None = None) -> None:
         if req.token is not None and req.token not in (
             self._token(sender.host, 1),
             self._token(sender.host, 0),
         ):
-            self._send_reply(req, sender, ERROR_INVALID_TOKEN, None, True, True)
+            self._send_reply(req, sender, ERROR_INVALID_TOKEN, None, True, True, via)
             return
         from_id = self._verified_id(req.id, sender)
         if from_id is not None:
             self._add_from_network(sender, from_id, req.to)
         if req.internal:
-            self._on_internal(req, sender)
+            self._on_internal(req, sender, via)
             return
         handler = self.on_request
         handled: bool | None = False
         if handler is not None:
             try:
-                handled = handler(IncomingRequest(sender, from_id, req, self))
+                handled = handler(IncomingRequest(sender, from_id, req, self, via))
             except Exception:  # a faulty handler must not take the node down
                 asyncio.get_running_loop().call_exception_handler(
                     {"message": "dht on_request handler failed", "node": self}
                 )
                 handled = None
         if handled is False:
-            self._send_reply(req, sender, ERROR_UNKNOWN_COMMAND, None, False, req.target is not None)
+            self._send_reply(req, sender, ERROR_UNKNOWN_COMMAND, None, False, req.target is not None, via)
 
-    def _on_internal(self, req: Request, sender: Address) -> None:
+    def _on_internal(self, req: Request, sender: Address, via: UdxSocket | None = None) -> None:
         if req.command == PING:
-            self._send_reply(req, sender, 0, None, False, False)
+            self._send_reply(req, sender, 0, None, False, False, via)
         elif req.command == PING_NAT:
             # the requester asks for the reply on another of its ports, to learn if it is open
             if req.value is None or len(req.value) < 2:
@@ -716,11 +789,11 @@ class DhtNode:
             port = req.value[0] | (req.value[1] << 8)
             if port == 0:
                 return
-            self._send_reply(req, Address(sender.host, port), 0, None, False, False)
+            self._send_reply(req, Address(sender.host, port), 0, None, False, False, via)
         elif req.command == FIND_NODE:
             if req.target is None:
                 return
-            self._send_reply(req, sender, 0, None, False, True)
+            self._send_reply(req, sender, 0, None, False, True, via)
         elif req.command == DOWN_HINT:
             if req.value is None or len(req.value) < 6:
                 return
@@ -729,7 +802,7 @@ class DhtNode:
                 if node is not None and (node.pinged < self._tick or node.down_hints == 0):
                     node.down_hints += 1
                     self._check(node)
-            self._send_reply(req, sender, 0, None, False, False)
+            self._send_reply(req, sender, 0, None, False, False, via)
         elif req.command == DELAYED_PING:
             if req.value is None or len(req.value) < 4:
                 return
@@ -742,12 +815,12 @@ class DhtNode:
                 if timer is not None:
                     self._timers.discard(timer)
                 if not self.closed:
-                    self._send_reply(req, sender, 0, None, False, False)
+                    self._send_reply(req, sender, 0, None, False, False, via)
 
             timer = asyncio.get_running_loop().call_later(delay, fire)
             self._timers.add(timer)
         else:
-            self._send_reply(req, sender, ERROR_UNKNOWN_COMMAND, None, False, req.target is not None)
+            self._send_reply(req, sender, ERROR_UNKNOWN_COMMAND, None, False, req.target is not None, via)
 
     def _send_reply(
         self,
@@ -757,6 +830,7 @@ class DhtNode:
         value: bytes | None,
         token: bool,
         closer_nodes: bool,
+        via: UdxSocket | None = None,
     ) -> None:
         if self.closed or self._socket is None:
             return
@@ -774,7 +848,7 @@ class DhtNode:
                 value=value,
             )
         )
-        self._socket.send(data, to.as_tuple())
+        (via or self._socket).send(data, to.as_tuple())
 
     def _relay(self, req: Request, value: bytes | None, to: Address) -> None:
         if self.closed or self._socket is None:
