@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from hyperlobby.swarm.dht_rpc import (
     peer_id,
     xor_distance,
 )
+from hyperlobby.swarm.dht_rpc.congestion import CongestionWindow
 from hyperlobby.swarm.dht_rpc.messages import DOWN_HINT, encode_down_hint, encode_port
 from hyperlobby.swarm.udx import Udx, UdxSocket
 
@@ -361,3 +363,58 @@ async def test_adaptive_node_behind_a_firewall_stays_ephemeral(network: list[Dht
         node.socket.on_message = lambda data, addr: None  # the server port receives nothing
         assert not await node.update_network_state()
         assert node.firewalled and node.ephemeral and node.id is None
+
+
+def test_congestion_window_slots() -> None:
+    w = CongestionWindow(2)
+    w.send()
+    w.send()
+    assert w.full()
+    w.recv()
+    assert not w.full()
+    w.send()
+    w.drain()  # a new slot: room again, but the total over four slots still counts
+    assert not w.full()
+    w.send()
+    w.send()
+    assert w.full()  # slot full (and total 4 = 2 * max)
+    for _ in range(4):
+        w.drain()
+    assert not w.full()
+
+
+async def test_requests_wait_for_window_room(network: list[DhtNode]) -> None:
+    async with DhtNode(max_window=3, **FAST) as client:
+        await client.start()
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        replies = await asyncio.wait_for(asyncio.gather(*(client.ping(n.address) for n in network[:9])), 5)
+        assert all(r.error == 0 for r in replies)
+        assert loop.time() - start >= 0.5  # some of them had to wait for a drain
+
+
+async def test_cancelled_request_stops_retrying() -> None:
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    silent.setblocking(False)
+    try:
+        async with DhtNode(**FAST) as node:
+            await node.start()
+            task = asyncio.get_running_loop().create_task(
+                node.ping(silent.getsockname(), timeout=0.05, retries=10)
+            )
+            await asyncio.sleep(0.12)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            while True:  # empty what arrived so far
+                try:
+                    silent.recv(2048)
+                except BlockingIOError:
+                    break
+            await asyncio.sleep(0.2)
+            with pytest.raises(BlockingIOError):
+                silent.recv(2048)
+            assert not node._inflight
+    finally:
+        silent.close()

@@ -50,11 +50,13 @@ import hashlib
 import os
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from hyperlobby.errors import DecodeError, EncodeError, HyperlobbyError, ProtocolError
+from hyperlobby.swarm.dht_rpc.congestion import DEFAULT_MAX_WINDOW, DRAIN_INTERVAL, CongestionWindow
 from hyperlobby.swarm.dht_rpc.messages import (
     DELAYED_PING,
     DOWN_HINT,
@@ -235,6 +237,7 @@ class DhtNode:
         tick_interval: float = TICK_INTERVAL,
         max_ping_delay: float = MAX_PING_DELAY,
         adaptive: bool = False,
+        max_window: int = DEFAULT_MAX_WINDOW,
     ) -> None:
         self.bootstrap_nodes = [parse_address(b) for b in bootstrap]
         self._host = host
@@ -270,6 +273,9 @@ class DhtNode:
             "dropped": 0,
         }
         self._inflight: dict[int, _Inflight] = {}
+        self.congestion = CongestionWindow(max_window)
+        self._queued: deque[_Inflight] = deque()
+        self._drain_handle: asyncio.TimerHandle | None = None
         self._tid = random.randrange(0x10000)
         self._secrets = [os.urandom(32), os.urandom(32)]
         self._secrets_at = time.monotonic()
@@ -317,6 +323,7 @@ class DhtNode:
                 raise EncodeError("a persistent node needs its public IPv4 host", host=host)
             self._set_id(peer_id(host, self._socket.address[1]))
         self._tick_task = asyncio.get_running_loop().create_task(self._ticker())
+        self._drain_handle = asyncio.get_running_loop().call_later(DRAIN_INTERVAL, self._drain)
 
     async def bootstrap(self) -> None:
         """Look up our own id so the nodes near us learn about us and fill our table."""
@@ -386,6 +393,10 @@ class DhtNode:
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
+        if self._drain_handle is not None:
+            self._drain_handle.cancel()
+            self._drain_handle = None
+        self._queued.clear()
         for req in list(self._inflight.values()):
             self._finish(req, RequestDestroyed("dht node closed", tid=req.tid))
         for task in list(self._tasks):
@@ -513,14 +524,39 @@ class DhtNode:
         )
         self._inflight[tid] = req
         self.stats["requests"] += 1
-        self._send(req)
-        return await req.future
+        self._send_or_queue(req)
+        try:
+            return await req.future
+        except asyncio.CancelledError:
+            # the caller gave up (a finished query, a timeout): stop retrying for it
+            if self._inflight.get(tid) is req:
+                self._finish(req, RequestDestroyed("request cancelled", tid=tid))
+            raise
 
     async def ping(self, address: AddressLike, **options: Any) -> Reply:
         return await self.request(PING, address, internal=True, **options)
 
+    def _send_or_queue(self, req: _Inflight) -> None:
+        if self.congestion.full():
+            self._queued.append(req)
+        else:
+            self._send(req)
+
+    def _drain(self) -> None:
+        """Every 750 ms: advance the congestion window and send what waited for room."""
+        self._drain_handle = None
+        if self.closed:
+            return
+        self.congestion.drain()
+        while self._queued and not self.congestion.full():
+            req = self._queued.popleft()
+            if self._inflight.get(req.tid) is req:
+                self._send(req)
+        self._drain_handle = asyncio.get_running_loop().call_later(DRAIN_INTERVAL, self._drain)
+
     def _send(self, req: _Inflight) -> None:
         req.sent += 1
+        self.congestion.send()
         # firewalled adaptive nodes ask from the client socket, keeping the server one unseen
         sock = self._client if self.firewalled and self._client is not None else self.socket
         sock.send(req.data, req.to.as_tuple())
@@ -538,10 +574,13 @@ class DhtNode:
             if node is not None and (node.host, node.port) == req.to.as_tuple():
                 self._remove_node(node)
             return
-        self._send(req)
+        self._send_or_queue(req)
 
     def _finish(self, req: _Inflight, outcome: Reply | HyperlobbyError) -> None:
-        self._inflight.pop(req.tid, None)
+        if self._inflight.get(req.tid) is req:
+            del self._inflight[req.tid]
+            if req.sent > 0:
+                self.congestion.recv()
         if req.handle is not None:
             req.handle.cancel()
             req.handle = None
