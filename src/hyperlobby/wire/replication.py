@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -36,14 +36,12 @@ from hyperlobby.errors import (
     HyperlobbyError,
     ProtocolError,
 )
-from hyperlobby.wire.connection import ReplicationConnection
+from hyperlobby.wire.connection import TICK_SECONDS, ReplicationConnection
 from hyperlobby.wire.replicator import CoreReplicator, DownloadRange
 from hyperlobby.wire.session import Extension, ReplicationSession
 from hyperlobby.wire.stream import SecretStreamConnection
 
 _log = logging.getLogger(__name__)
-
-TICK_SECONDS = 1.0
 
 
 class Replication:
@@ -418,6 +416,4 @@ class _Link:
                 await self._writer
 
 
-Runner = Callable[[SecretStreamConnection], Awaitable[None]]
-
-__all__ = ["ProtocolError", "Replication"]
+__all__ = ["Replication"]
