@@ -20,6 +20,7 @@ from hyperlobby.swarm.dht_rpc import (
     DhtNode,
     IncomingRequest,
     RequestTimeout,
+    RoutingNode,
     peer_id,
     xor_distance,
 )
@@ -418,3 +419,33 @@ async def test_cancelled_request_stops_retrying() -> None:
             assert not node._inflight
     finally:
         silent.close()
+
+
+async def test_filter_node_keeps_lookups_on_loopback(network: list[DhtNode]) -> None:
+    """A node that advertises off-machine addresses cannot steer a filtered node there."""
+    liar = network[5]
+    real_nearest = liar.table.nearest
+
+    def lying_nearest(target: bytes, k: int | None = None) -> list[RoutingNode]:
+        fake = [RoutingNode(peer_id(f"10.9.8.{i}", 4000), f"10.9.8.{i}", 4000) for i in range(1, 6)]
+        return fake + real_nearest(target, k)
+
+    liar.table.nearest = lying_nearest  # type: ignore[method-assign]
+    try:
+        async with DhtNode(
+            bootstrap=[liar.address], filter_node=lambda a: a.host.startswith("127."), k=5, **FAST
+        ) as client:
+            await client.start()
+            tried: list[tuple[str, int]] = []
+            send = client.socket.send
+
+            def recording_send(data: bytes, address: tuple[str, int]) -> None:
+                tried.append(address)
+                send(data, address)
+
+            client.socket.send = recording_send  # type: ignore[method-assign]
+            found = await asyncio.wait_for(client.find_node(os.urandom(32)), 10)
+            assert found and all(r.address.host == "127.0.0.1" for r in found)
+            assert tried and all(host.startswith("127.") for host, _ in tried)
+    finally:
+        del liar.table.nearest

@@ -238,8 +238,11 @@ class DhtNode:
         max_ping_delay: float = MAX_PING_DELAY,
         adaptive: bool = False,
         max_window: int = DEFAULT_MAX_WINDOW,
+        filter_node: Callable[[Address], bool] | None = None,
     ) -> None:
         self.bootstrap_nodes = [parse_address(b) for b in bootstrap]
+        # which addresses we may learn about and talk to (JS's filterNode); None accepts all
+        self.filter_node = filter_node
         self._host = host
         self._port = port
         self.ephemeral = ephemeral
@@ -653,6 +656,7 @@ class DhtNode:
             command=command,
             value=value,
             internal=internal,
+            accept=self.filter_node,
         )
         for seed in nodes:
             query.add_candidate(parse_address(seed))
@@ -920,6 +924,8 @@ class DhtNode:
     # --- table maintenance --------------------------------------------------------------------
 
     def _add_from_network(self, sender: Address, from_id: bytes | None, to: Address) -> None:
+        if self.filter_node is not None and not self.filter_node(sender):
+            return
         self.observed = to
         if from_id is None:
             # id-less peers (bootstrap nodes still starting, ephemeral ones) may vote on our

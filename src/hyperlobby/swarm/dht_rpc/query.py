@@ -21,6 +21,7 @@ in bounded count and time whatever the network tells it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hyperlobby.swarm.dht_rpc.messages import Address, Response, peer_id
@@ -59,12 +60,14 @@ class Query:
         command: int = 2,
         value: bytes | None = None,
         internal: bool = True,
+        accept: Callable[[Address], bool] | None = None,
     ) -> None:
         self.target = target
         # what is being asked of every node (kept so a commit can repeat it with tokens)
         self.command = command
         self.value = value
         self.internal = internal
+        self.accept = accept  # a filter for addresses learnt from replies (JS's filterNode)
         self.own_id = own_id
         self.k = k
         self.concurrency = concurrency
@@ -168,6 +171,8 @@ class Query:
         for node in response.closer_nodes[: 4 * self.k]:
             if self.own_id is not None and peer_id(node.host, node.port) == self.own_id:
                 continue  # responders list us too once we are in their table
+            if self.accept is not None and not self.accept(node):
+                continue
             self.add_candidate(node, referrer=address)
 
     def on_failure(self, address: Address, *, timed_out: bool) -> list[DownHint]:
