@@ -497,3 +497,58 @@ async def test_js_reader_follows_python_truncation(
         assert (rep["length"], rep["fork"]) == (30 + len(fresh), 1)
         assert rep["digests"] == [sha(b) for b in blocks[:30] + fresh]
         assert writer.errors == []
+
+
+@COMPAT
+async def test_truncation_during_a_download(compat: bool) -> None:
+    """The writer truncates while the reader has hundreds of block requests in flight: those are
+    withdrawn (their late answers are for the old fork), and the download finishes on the new one."""
+    blocks = make_blocks(3000, "mid")
+    fresh = make_blocks(40, "mid-new")
+    async with Node() as writer, Node() as reader:
+        core = new_writer(writer.store, compat)
+        core.append(blocks)
+        writer.rep.add(core)
+        copy = reader.store.get(key=core.key)
+        reader.rep.add(copy)
+        await reader.connect(await writer.listen())
+        await reader.rep.update(copy, timeout=WAIT)
+        rep = reader.rep.replicator(copy)
+        cut: list[int] = []
+
+        def on_block(_index: int) -> None:
+            # The writer truncates the moment the reader has stored 300 blocks (it has others in flight).
+            if not cut and len(stored_indexes(copy)) >= 300:
+                cut.append(sum(len(p.inflight) for p in rep.peers))
+                core.truncate(1500)
+                core.append(fresh)
+
+        rep.on_block(on_block)
+        reader.rep.download(copy)
+        total = 1500 + len(fresh)
+        await wait_until(lambda: copy.fork == 1 and copy.length == total, "the reader to follow")
+        await wait_stored(copy, range(total))
+        expected = blocks[:1500] + fresh
+        assert all(copy.get(i) == expected[i] for i in range(total))
+        assert copy.roots == core.roots
+        assert cut and cut[0] > 0  # requests were in flight when the fork changed
+        assert writer.errors == [] and reader.errors == []
+
+
+@COMPAT
+async def test_fresh_reader_of_a_truncated_core(compat: bool) -> None:
+    """A reader that never saw fork 0 adopts the writer's fork straight away (an empty reorg)."""
+    async with Node() as writer, Node() as reader:
+        core = new_writer(writer.store, compat)
+        core.append(make_blocks(30, "fresh-old"))
+        core.truncate(12)
+        core.append(make_blocks(5, "fresh-new"))
+        writer.rep.add(core)
+        copy = reader.store.get(key=core.key)
+        reader.rep.add(copy)
+        await reader.connect(await writer.listen())
+        await wait_until(lambda: copy.fork == 1 and copy.length == 17, "the reader to adopt fork 1")
+        reader.rep.download(copy, 0, 17)
+        await reader.rep.wait_downloaded(copy, 17, timeout=WAIT)
+        assert [copy.get(i) for i in range(17)] == [core.get(i) for i in range(17)]
+        assert writer.errors == [] and reader.errors == []
