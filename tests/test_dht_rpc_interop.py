@@ -269,3 +269,43 @@ async def test_adaptive_python_node_becomes_persistent_among_js(js_network: JsDh
         assert py.id == peer_id("127.0.0.1", py.address.port)
         tables = (await js.call(cmd="table"))["tables"]
         assert all(me in t for t in tables)
+
+
+async def test_js_clients_probe_python_nodes() -> None:
+    """Plain `new DHT()` JS nodes (ephemeral, firewalled) bootstrapping only through Python.
+
+    dht-rpc decides reachability with PING_NAT: "answer me on this other port". Python nodes
+    answering it correctly is what lets a JS node conclude it is not firewalled, and then take
+    an id (we trigger dht-rpc's own check instead of waiting its ~20 minutes). While ephemeral
+    the JS clients must not enter our tables; once persistent they must.
+    """
+    py_nodes: list[DhtNode] = []
+    js: JsDht | None = None
+    try:
+        boot = await DhtNode.bootstrapper("127.0.0.1", **FAST)
+        py_nodes.append(boot)
+        for _ in range(5):
+            py_nodes.append(await DhtNode.create(bootstrap=[boot.address], ephemeral=False, **FAST))
+        js = await JsDht.start(2, "--adaptive", "--only-extra", str(boot.address))
+        clients = js.info["nodes"][1:]
+        assert all(c["ephemeral"] and c["id"] is None for c in clients)
+        client_addrs = {Address("127.0.0.1", c["port"]) for c in clients}
+        for node in py_nodes:
+            assert not client_addrs & set(node.nodes())
+        ids = {n.address: n.id for n in py_nodes}
+        target = os.urandom(32)
+        truth = sorted(ids, key=lambda a: xor_distance(target, ids[a] or b""))
+        found = (await js.call(cmd="find", target=target.hex(), **{"from": 1}))["closest"]
+        assert [_key(n) for n in found] == [str(a) for a in truth]
+
+        probe = await js.call(cmd="network", persistent=False, **{"from": 1})
+        assert probe["changed"] and not probe["firewalled"] and probe["ephemeral"]
+        persist = await js.call(cmd="network", persistent=True, **{"from": 2})
+        assert persist["changed"] and not persist["ephemeral"]
+        js_addr = Address("127.0.0.1", persist["port"])
+        assert persist["id"] == peer_id(js_addr.host, js_addr.port).hex()
+        assert sum(js_addr in n.nodes() for n in py_nodes) >= 4
+    finally:
+        if js is not None:
+            await js.close()
+        await asyncio.gather(*(n.close() for n in py_nodes))

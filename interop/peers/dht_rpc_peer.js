@@ -1,10 +1,13 @@
 // A small JS dht-rpc network on 127.0.0.1 for hyperlobby's DHT interop tests
 // (tests/test_dht_rpc_interop.py).
 //
-//   node peers/dht_rpc_peer.js <count> [extraBootstrap host:port ...]
+//   node peers/dht_rpc_peer.js <count> [--adaptive] [--only-extra] [extraBootstrap host:port ...]
 //
 // Starts a dht-rpc bootstrapper on a free 127.0.0.1 port and <count> persistent nodes that
-// bootstrap from it (plus any extra bootstrap addresses given, which must be 127.0.0.1). Every
+// bootstrap from it (plus any extra bootstrap addresses given, which must be 127.0.0.1).
+// --adaptive makes the <count> nodes plain `new DHT()` nodes (ephemeral, firewalled until
+// their own PING_NAT probes say otherwise), as hyperswarm clients start; --only-extra makes
+// them bootstrap only from the extra addresses. Every
 // socket is bound to 127.0.0.1 and no default bootstrap exists in dht-rpc, so nothing leaves
 // loopback. Prints {ready, bootstrap, nodes: [{port, id}]} once all are bootstrapped, then
 // serves one JSON command per stdin line, answering with one JSON line:
@@ -14,6 +17,9 @@
 //   {cmd: "ping", from, host, port}                 ping, answers {id, to}
 //   {cmd: "request", from, host, port, command, target?, value?, token?}
 //   {cmd: "bootstrap", from}                        re-run a node's self lookup (refresh)
+//   {cmd: "network", from, persistent}              run dht-rpc's own network-state check now
+//                                                   (PING_NAT firewall probe; persistent: also
+//                                                   take an id) instead of waiting ~20 min
 //   {cmd: "quit"}
 //
 // Every node answers user command 42 with "js:" + value. Gives up after 60 s.
@@ -56,19 +62,25 @@ function serve(dht) {
 
 async function main() {
   const count = Number(process.argv[2] || 4)
-  const extra = process.argv.slice(3).map(loopbackOnly)
+  const flags = process.argv.slice(3).filter((a) => a.startsWith('--'))
+  const extra = process.argv
+    .slice(3)
+    .filter((a) => !a.startsWith('--'))
+    .map(loopbackOnly)
+  const adaptive = flags.includes('--adaptive')
+  const onlyExtra = flags.includes('--only-extra')
   const port = await freePort()
   const boot = DHT.bootstrapper(port, '127.0.0.1', { host: '127.0.0.1' })
   serve(boot)
   await boot.fullyBootstrapped()
   const nodes = [boot]
   for (let i = 0; i < count; i++) {
-    const dht = new DHT({
-      bootstrap: ['127.0.0.1:' + port, ...extra],
-      host: '127.0.0.1',
-      ephemeral: false,
-      firewalled: false
-    })
+    const bootstrap = onlyExtra ? extra : ['127.0.0.1:' + port, ...extra]
+    const dht = new DHT(
+      adaptive
+        ? { bootstrap, host: '127.0.0.1' }
+        : { bootstrap, host: '127.0.0.1', ephemeral: false, firewalled: false }
+    )
     serve(dht)
     await dht.fullyBootstrapped()
     nodes.push(dht)
@@ -105,6 +117,11 @@ async function main() {
           { host: loopbackOnly(m.host), port: m.port }
         )
         say({ id: hex(res.from.id), error: res.error, value: hex(res.value), token: hex(res.token), closer: (res.closerNodes || []).map((x) => `${x.host}:${x.port}`) })
+      } else if (m.cmd === 'network') {
+        const node = nodes[m.from]
+        const changed = await node._updateNetworkState(!m.persistent)
+        if (!node.ephemeral) await node._backgroundQuery(node.table.id).finished()
+        say({ changed, firewalled: node.firewalled, ephemeral: node.ephemeral, id: hex(node.id), port: node.address().port })
       } else if (m.cmd === 'bootstrap') {
         await nodes[m.from]._backgroundQuery(nodes[m.from].table.id).finished()
         say({ ok: true })
