@@ -449,3 +449,40 @@ async def test_filter_node_keeps_lookups_on_loopback(network: list[DhtNode]) -> 
             assert tried and all(host.startswith("127.") for host, _ in tried)
     finally:
         del liar.table.nearest
+
+
+async def test_full_row_swaps_a_dead_node_for_a_newcomer() -> None:
+    """k=1: the single slot of a row goes to a newcomer only once its holder stops answering."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    try:
+        # ticks must advance: like JS, a node pinged this tick is not re-pinged in the same tick
+        async with await DhtNode.bootstrapper("127.0.0.1", k=1, tick_interval=0.05, **FAST) as node:
+            dead = Address("127.0.0.1", silent.getsockname()[1])
+            dead_id = peer_id(dead.host, dead.port)
+            node.add_node(dead)
+            row_index = node.table._row(dead_id)
+            # find a live newcomer whose id falls in the same row as the dead node
+            others: list[DhtNode] = []
+            try:
+                newcomer = None
+                for _ in range(64):
+                    cand = await DhtNode.bootstrapper("127.0.0.1", **FAST)
+                    others.append(cand)
+                    assert cand.id is not None
+                    if node.table._row(cand.id) == row_index:
+                        newcomer = cand
+                        break
+                assert newcomer is not None
+                await asyncio.sleep(0.12)
+                await newcomer.ping(node.address)  # carries its id: node tries to add it
+                for _ in range(50):
+                    if newcomer.address in node.nodes():
+                        break
+                    await asyncio.sleep(0.05)
+                # its single ping was its only contact, so the dead node made room for it
+                assert newcomer.address in node.nodes() and dead not in node.nodes()
+            finally:
+                await asyncio.gather(*(o.close() for o in others))
+    finally:
+        silent.close()

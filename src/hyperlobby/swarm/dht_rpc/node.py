@@ -91,6 +91,7 @@ TICK_INTERVAL: Final = 5.0
 MAX_PING_DELAY: Final = 10.0
 MAX_INFLIGHT: Final = 4096
 MAX_CHECKS: Final = 10
+RECENT_NODE_TICKS: Final = 12  # heard from in the last ~minute
 OLD_NODE_TICKS: Final = 360  # re-sample a known node's view of us after ~30 min of ticks
 
 AddressLike = Address | tuple[str, int] | str
@@ -968,7 +969,10 @@ class DhtNode:
         candidates = [n for n in row if n.pinged != self._tick]
         if not candidates:
             return
-        oldest = min(candidates, key=lambda n: (n.pinged, -n.added))
+        oldest = min(candidates, key=lambda n: (n.pinged, n.added))
+        # a long-lived node we heard from recently keeps its place without a ping
+        if self._tick - oldest.pinged < RECENT_NODE_TICKS and self._tick - oldest.added > OLD_NODE_TICKS:
+            return
         oldest.pinged = self._tick
         self._repinging += 1
         self._spawn(self._reping_and_swap(new, oldest))
