@@ -31,7 +31,7 @@ from hyperlobby.core.proofs import BlockRequest, HashRequest, Proof, ProofReques
 from hyperlobby.core.storage.memory import MemoryStorage
 from hyperlobby.core.store import Store
 from hyperlobby.errors import CoreError, HyperlobbyError, ProtocolError, VerificationError
-from hyperlobby.wire.messages import Data, Message, Request
+from hyperlobby.wire.messages import Data, Message, Request, Sync
 from hyperlobby.wire.replicator import Peer
 from hyperlobby.wire.stream import connect
 from replication_helpers import (
@@ -552,3 +552,44 @@ async def test_fresh_reader_of_a_truncated_core(compat: bool) -> None:
         await reader.rep.wait_downloaded(copy, 17, timeout=WAIT)
         assert [copy.get(i) for i in range(17)] == [core.get(i) for i in range(17)]
         assert writer.errors == [] and reader.errors == []
+
+
+async def test_an_unproven_fork_claim_does_not_block_the_real_one() -> None:
+    """A peer claims a huge fork it cannot prove (its answer is noData); the reader asks it once
+    and then follows the honest writer's real fork 1."""
+    blocks = make_blocks(20, "claim")
+    hostile_store = Store(":memory:")
+    try:
+        async with Node() as writer, Node() as reader:
+            core = new_writer(writer.store, False, "claim")
+            core.append(blocks)
+            writer.rep.add(core)
+            copy = reader.store.get(key=core.key)
+            copy_all(core, copy)
+            reader.rep.add(copy)
+            port = await reader.listen()
+            liar_copy = hostile_store.get(key=core.key)
+            copy_all(core, liar_copy)
+
+            def huge_fork(msg: Message) -> Message | None:
+                return replace(msg, fork=10**12) if isinstance(msg, Sync) else msg
+
+            conn = await asyncio.wait_for(connect(HOST, port), WAIT)
+            liar = ScriptedPeer(conn, [liar_copy], huge_fork)
+            runner = asyncio.ensure_future(liar.run(WAIT))
+            try:
+                asked = reader.rep.replicator(copy)
+                await wait_until(
+                    lambda: any(p.fork_asked == 10**12 for p in asked.peers), "the reader to ask the liar"
+                )
+                core.truncate(14)
+                core.append(make_blocks(2, "claim-new"))
+                await writer.connect(port)
+                await wait_until(lambda: copy.fork == 1 and copy.length == 16, "the reader to follow fork 1")
+                assert stored_indexes(copy) == list(range(14))
+                assert reader.errors == [] and writer.errors == []
+            finally:
+                conn.close()
+                await asyncio.wait_for(runner, WAIT)
+    finally:
+        hostile_store.close()

@@ -303,11 +303,7 @@ class CoreReplicator:
             peer.signal_upgrade()
             if full:
                 peer.announce_block(self.core.length - 1)
-        if event.truncated:
-            # A peer may already be on an even newer fork (JS re-runs _updateFork after a reorg).
-            for peer in list(self.peers):
-                self._update_fork(peer)
-        self.schedule()
+        self.schedule()  # also looks for peers on an even newer fork (JS re-runs _updateFork)
 
     def _on_truncated(self, event: AppendEvent) -> None:
         """Our core moved to a new fork (our own truncate, or a reorg we applied).
@@ -335,30 +331,48 @@ class CoreReplicator:
     # --- reorgs --------------------------------------------------------------------------------
 
     def _update_fork(self, peer: Peer) -> None:
-        """``peer`` is on a newer fork than we are: ask it for that fork's signed tree.
+        """``peer`` may be on a newer fork than we are: go after it (see :meth:`_pursue_reorg`)."""
+        if peer.active and peer.remote_fork > self.core.fork:
+            self._pursue_reorg()
 
-        One reorg is pursued at a time, for the newest fork any peer showed (JS keeps a list, but
-        only ever applies the newest verified one). Like JS, an empty newer fork is not followed
-        (there is no ``upgrade{0, 0}`` to ask for); the next sync with a length will be.
+    def _pursue_reorg(self) -> None:
+        """Ask a peer on a newer fork for that fork's whole signed tree, if nothing is under way.
+
+        One reorg is pursued at a time, normally for the newest fork a peer showed. A claim
+        nobody has verified yet is not allowed to block the others, though: a peer that says
+        "fork 2^60" and then cannot (or will not) prove it is asked once per claim, and once
+        that request fails or times out, the next candidate (perhaps an honest, lower fork) gets
+        its turn. A verified tree is finished first (JS applies the verified one it has too);
+        after it is applied, newer forks are looked at again. Like JS, an empty newer fork is
+        not followed (there is no ``upgrade{0, 0}`` to ask for).
         """
+        if self.closed:
+            return
         core = self.core
-        if self.closed or not peer.active or peer.remote_fork <= core.fork or peer.remote_length == 0:
+        candidates = [
+            p
+            for p in self.peers
+            if p.active
+            and p.remote_fork > core.fork
+            and p.remote_length > 0
+            and p.fork_asked != p.remote_fork
+        ]
+        if not candidates:
             return
+        best = max(candidates, key=lambda p: p.remote_fork)
         reorg = self._reorg
-        if reorg is not None and reorg.fork > peer.remote_fork:
-            return
-        if reorg is not None and reorg.fork < peer.remote_fork:
+        if reorg is not None:
+            if reorg.batch is not None or (reorg.inflight is not None and best.remote_fork <= reorg.fork):
+                return
             if reorg.inflight is not None:
                 reorg.inflight.peer.cancel(reorg.inflight)
-            reorg = None
-        if reorg is None:
-            reorg = self._reorg = _Reorg(peer.remote_fork)
-        if reorg.batch is None and reorg.inflight is None:
-            reorg.inflight = peer.request(
-                upgrade=UpgradeRequest(0, peer.remote_length),
-                manifest=core.manifest is None,
-                fork=reorg.fork,
-            )
+        best.fork_asked = best.remote_fork
+        reorg = self._reorg = _Reorg(best.remote_fork)
+        reorg.inflight = best.request(
+            upgrade=UpgradeRequest(0, best.remote_length),
+            manifest=core.manifest is None,
+            fork=reorg.fork,
+        )
 
     def _narrow_reorg(self) -> None:
         """Ask one peer on the new fork for the next hash proof towards the divergence point."""
@@ -391,7 +405,8 @@ class CoreReplicator:
             # Our core grew on the old fork meanwhile: the batch compared against a tree we no
             # longer have. Start this fork over (JS drops its reorgs for the same reason).
             self._reorg = None
-            self._update_fork(peer)
+            peer.fork_asked = -1
+            self._pursue_reorg()
             return
         proof = Proof(fork=msg.fork, block=msg.block, hash=msg.hash, seek=msg.seek, upgrade=msg.upgrade)
         try:
@@ -433,6 +448,7 @@ class CoreReplicator:
         """
         if self.closed or not self.peers:
             return
+        self._pursue_reorg()
         self._narrow_reorg()
         self._maybe_upgrade()
         capacity = sum(self.max_inflight - len(p.inflight) for p in self.peers if p.active)
@@ -596,6 +612,7 @@ class Peer:
         self.remote = _Availability()
         self.lacks: set[int] = set()  # blocks this peer answered "not available" for
         self.asked_manifest = False
+        self.fork_asked = -1  # the newer fork whose signed tree we last asked this peer for
 
         self.inflight: dict[int, _Inflight] = {}
         self._next_id = 1
@@ -790,6 +807,8 @@ class Peer:
         self.remote_has_manifest = msg.has_manifest
         self.remote_downloading = msg.downloading
         self.length_acked = msg.remote_length if same_fork else 0
+        if length_changed:
+            self.fork_asked = -1  # a new claim: worth asking about once more
         if length_changed or not same_fork:
             self.can_upgrade = self._compute_can_upgrade(msg.length, msg.fork)
         elif not same_fork:
