@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from conftest import INTEROP, node_binary
-from hyperlobby.swarm.dht_rpc import Address, DhtNode, IncomingRequest, peer_id, xor_distance
+from hyperlobby.swarm.dht_rpc import DELAYED_PING, Address, DhtNode, IncomingRequest, peer_id, xor_distance
 from hyperlobby.swarm.udx import UdxSocket
 
 pytestmark = pytest.mark.interop
@@ -309,3 +309,13 @@ async def test_js_clients_probe_python_nodes() -> None:
         if js is not None:
             await js.close()
         await asyncio.gather(*(n.close() for n in py_nodes))
+
+
+async def test_delayed_ping_with_js(js_network: JsDht) -> None:
+    js = js_network
+    async with await DhtNode.create(bootstrap=[js.bootstrap], **FAST) as py:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        value = (200).to_bytes(4, "little")
+        reply = await py.request(DELAYED_PING, js.addresses[1], value=value, internal=True, timeout=1.2)
+        assert reply.error == 0 and loop.time() - start >= 0.19

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hyperlobby.swarm.dht_rpc import (
+    DELAYED_PING,
     ERROR_INVALID_TOKEN,
     ERROR_UNKNOWN_COMMAND,
     PING_NAT,
@@ -486,3 +487,23 @@ async def test_full_row_swaps_a_dead_node_for_a_newcomer() -> None:
                 await asyncio.gather(*(o.close() for o in others))
     finally:
         silent.close()
+
+
+async def test_delayed_ping(network: list[DhtNode]) -> None:
+    a, b = network[1], network[2]
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    reply = await a.request(
+        DELAYED_PING, b.address, value=(150).to_bytes(4, "little"), internal=True, timeout=1.0
+    )
+    assert reply.error == 0 and loop.time() - start >= 0.14
+    # over the node's limit: no answer at all
+    with pytest.raises(RequestTimeout):
+        await a.request(
+            DELAYED_PING,
+            b.address,
+            value=(60_000).to_bytes(4, "little"),
+            internal=True,
+            timeout=0.1,
+            retries=0,
+        )
