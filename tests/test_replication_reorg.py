@@ -593,3 +593,40 @@ async def test_an_unproven_fork_claim_does_not_block_the_real_one() -> None:
                 await asyncio.wait_for(runner, WAIT)
     finally:
         hostile_store.close()
+
+
+@pytest.mark.interop
+async def test_js_reader_follows_a_python_reader_that_reorged(tmp_path: Path) -> None:
+    """writer -> Python reader -> JS reader: the Python reader serves its adopted fork (the new
+    tree and the hash proofs JS narrows with) well enough for JS to land on the same head."""
+    blocks = make_blocks(45, "relay")
+    fresh = make_blocks(6, "relay-new")
+    async with Processes(tmp_path) as procs, Node() as writer, Node() as relay:
+        core = new_writer(writer.store, False)
+        core.append(blocks)
+        writer.rep.add(core)
+        copy = relay.store.get(key=core.key)
+        relay.rep.add(copy)
+        await relay.connect(await writer.listen())
+        await relay.fetch_all(copy)
+        relay.rep.download(copy)
+        js = await procs.js(
+            {
+                "role": "watch",
+                "port": await relay.listen(),
+                "cores": [js_core_spec(tmp_path, "r", key=core.key.hex())],
+            }
+        )
+        assert (await js.expect("watching"))["cores"][0]["length"] == len(blocks)
+        await js.send({"cmd": "report", "core": 0})
+        assert (await js.expect("report"))["digests"] == [sha(b) for b in blocks]
+
+        core.truncate(30)
+        core.append(fresh)
+        ev = await js.expect("truncate")
+        assert (ev["ancestors"], ev["fork"]) == (30, 1)
+        await js.send({"cmd": "report", "core": 0})
+        rep = await js.expect("report")
+        assert (rep["length"], rep["fork"]) == (36, 1)
+        assert rep["digests"] == [sha(b) for b in blocks[:30] + fresh]
+        assert writer.errors == [] and relay.errors == []
