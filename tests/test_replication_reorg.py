@@ -281,6 +281,7 @@ async def test_python_reader_follows_python_truncation(compat: bool, monkeypatch
         # Root 79 (blocks 32-47) differs: one hash proof narrows it to 87 (40-47), one more to block 41.
         assert [a for a in asked if a[0] == "hash"] == [("hash", 64), ("hash", 80)]
         await wait_until(lambda: sparse_copy.fork == 1 and sparse_copy.length == total, "sparse reorg")
+        assert not sparse.rep.replicator(sparse_copy).reorg_pending
         await wait_until(lambda: live_copy.fork == 1 and live_copy.length == total, "live reorg")
         # The sparse reader keeps the shared prefix and holds none of the replaced blocks.
         assert stored_indexes(sparse_copy) == list(range(41))

@@ -246,6 +246,12 @@ class CoreReplicator:
     def register_extension(self, name: str, handler: Callable[[Peer, bytes], None]) -> None:
         self._extensions[name] = handler
 
+    @property
+    def reorg_pending(self) -> bool:
+        """True while we are moving to a newer fork a peer showed (its tree asked for or being
+        narrowed down): until then our length is the old fork's, whatever the peers say."""
+        return self._reorg is not None
+
     def remote_length(self) -> int:
         """The longest length any peer on our fork has told us about."""
         fork = self.core.fork
