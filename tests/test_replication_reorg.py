@@ -137,6 +137,33 @@ def test_reorg_keeps_exactly_the_shared_prefix(compat: bool, n: int, cut: int, e
     assert [r.get(i) for i in range(w.length)] == [w.get(i) for i in range(w.length)]
 
 
+@pytest.mark.parametrize("cut", [70, 64, 45, 41, 20])
+def test_sparse_reader_reorg(cut: int) -> None:
+    """A reader holding scattered blocks (and so only some nodes) narrows as far as its nodes
+    allow: it keeps every block it held before the divergence and never a node of the old fork."""
+    w = Hypercore.create()
+    w.append(make_blocks(100, "sparse-old"))
+    r = Hypercore.open(MemoryStorage(), w.key)
+    assert w.manifest is not None
+    r.set_manifest(w.manifest)
+    r.verify_and_store(full_tree(w))
+    held = [*range(40, 51), *range(60, 67)]
+    for i in held:
+        r.verify_and_store(w.proof(ProofRequest(fork=0, block=BlockRequest(i, r.missing_nodes(i)))))
+    w.truncate(cut)
+    w.append(make_blocks(5, "sparse-new"))
+    batch = r.verify_reorg(full_tree(w))
+    narrow(batch, w)
+    update = r.reorg(batch)
+    assert update.ancestors <= cut
+    assert stored_indexes(r) == [i for i in held if i < update.ancestors]
+    assert r.roots == w.roots and r.fork == 1
+    kept = [i for i in range(256) if r.get_node(i) is not None]
+    assert all(r.get_node(i) == w.get_node(i) for i in kept)  # nothing left over from fork 0
+    copy_all(w, r)
+    assert [r.get(i) for i in range(r.length)] == [w.get(i) for i in range(w.length)]
+
+
 def test_reorg_is_stored_in_one_transaction(tmp_path: Path) -> None:
     """After a reorg the SQLite store reopens on the new fork, with the prefix and nothing else."""
     w = Hypercore.create()
