@@ -169,7 +169,7 @@ class Replication:
         deadline = None if timeout is None else loop.time() + timeout
         while True:
             synced = [p for p in rep.peers if p.remote_synced]
-            if synced and core.length >= rep.remote_length():
+            if synced and core.length >= rep.remote_length() and not rep.reorg_pending:
                 return core.length
             rep.schedule()
             self._flush_all()
