@@ -1,0 +1,1 @@
+"""HyperDHT (npm hyperdht) on top of dht-rpc: wire structures (``messages``) and numbers (``constants``)."""
