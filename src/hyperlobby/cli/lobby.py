@@ -18,15 +18,15 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from hyperlobby.drive import Hyperdrive
-from hyperlobby.errors import AdmissionRefused, DecodeError, HyperlobbyError, LobbyError, SocialError
+from hyperlobby.errors import AdmissionRefused, HyperlobbyError, LobbyError, SocialError
 from hyperlobby.lobby.lobby import HOST_FILE, KINDS, LobbyEvent, Member, detect_kind, guest_lobby, host_lobby
 from hyperlobby.lobby.session import HostSession, join
 from hyperlobby.rtc import Closed, IceConfig, Joined, Left, Message, Peers, RtcGuest, RtcHost
-from hyperlobby.rtc.room import decode as decode_frame
 from hyperlobby.social.discovery import parse_address
 from hyperlobby.social.identity import Identity, default_home
 from hyperlobby.social.node import Node, NodeOptions, read_remote
@@ -138,20 +138,15 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
-class _PrintingHost(RtcHost):
-    """An RtcHost that also shows the host the room's messages (it relays them anyway)."""
+def _message_printer(out: _Out) -> Callable[[str, Message], None]:
+    """Show the host the room's broadcast messages (it relays them anyway)."""
 
-    out: _Out | None = None
+    def show(sender: str, message: Message) -> None:
+        if message.to is None:
+            body = message.body if isinstance(message.body, str) else bytes(message.body).hex()
+            out("message", f"<{sender[:8]}> {body}", sender=sender, body=body)
 
-    def _on_message(self, guest: Any, data: str | bytes) -> None:
-        out = self.out
-        if out is not None and getattr(guest, "open", False):
-            with contextlib.suppress(DecodeError):
-                frame = decode_frame(data)
-                if isinstance(frame, Message) and frame.to is None:
-                    body = frame.body if isinstance(frame.body, str) else frame.body.hex()
-                    out("message", f"<{guest.id[:8]}> {body}", sender=guest.id, body=body)
-        super()._on_message(guest, data)
+    return show
 
 
 async def _host(args: argparse.Namespace, home: Path) -> int:
@@ -181,8 +176,9 @@ async def _host(args: argparse.Namespace, home: Path) -> int:
             password=password,
             on_event=on_event,
         )
-        rtc = _PrintingHost(args.max_peers, ice=IceConfig(loopback_only=args.loopback))
-        rtc.out = out
+        rtc = RtcHost(
+            args.max_peers, ice=IceConfig(loopback_only=args.loopback), on_message=_message_printer(out)
+        )
         present: set[str] = set()
 
         def on_peers(count: int) -> None:

@@ -117,6 +117,7 @@ class RtcHost:
         *,
         ice: IceConfig | None = None,
         on_peers_changed: Callable[[int], None] | None = None,
+        on_message: Callable[[str, Message], None] | None = None,
         ping_interval: float = 5.0,
         ping_timeout: float = 15.0,
         open_timeout: float = 30.0,
@@ -130,6 +131,9 @@ class RtcHost:
         #: Called with the new ``peers`` count whenever it changes (the social layer rewrites
         #: session.json from it). Must not block; exceptions are logged and ignored.
         self.on_peers_changed = on_peers_changed
+        #: Called with (guest id, message) for every room message a guest sends (the host relays
+        #: them anyway; this lets it show them too). Must not block; exceptions are logged.
+        self.on_message = on_message
         self.ping_interval = ping_interval
         self.open_timeout = open_timeout
         self._room = Room(ping_timeout)
@@ -271,10 +275,26 @@ class RtcHost:
     def _on_message(self, guest: _Guest, data: str | bytes) -> None:
         if guest.gone or not guest.open:
             return
+        if self.on_message is not None:
+            self._notify_message(guest.id, data)
         out = self._room.receive(guest.id, data, _now())
         self._deliver(out.sends)
         if out.leaving:
             self._drop(guest, "left")
+
+    def _notify_message(self, sender: str, data: str | bytes) -> None:
+        callback = self.on_message
+        if callback is None:
+            return
+        try:
+            frame = decode_frame(data)
+        except DecodeError:
+            return  # the room drops it and logs why
+        if isinstance(frame, Message):
+            try:
+                callback(sender, frame)
+            except Exception:
+                log.exception("rtc host: on_message callback failed")
 
     def _drop(self, guest: _Guest, reason: str) -> None:
         """End ``guest`` for ``reason``: give back its place, tell the room, close its connection.
