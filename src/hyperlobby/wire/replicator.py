@@ -190,7 +190,6 @@ class CoreReplicator:
         *,
         max_inflight: int = DEFAULT_MAX_INFLIGHT,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
-        live: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.core = core
@@ -198,7 +197,6 @@ class CoreReplicator:
         self.peers: list[Peer] = []
         self.max_inflight = max_inflight
         self.request_timeout = request_timeout
-        self.live = live
         self.ranges: list[DownloadRange] = []
         self._wanted_blocks: dict[int, int] = {}  # index -> number of waiters
         self._inflight_blocks: dict[int, _Inflight] = {}
