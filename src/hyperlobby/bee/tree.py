@@ -36,7 +36,7 @@ for the network.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -82,6 +82,27 @@ def _cmp(a: bytes, b: bytes) -> int:
     if a == b:
         return 0
     return -1 if a < b else 1
+
+
+def _search(keys: Sequence[int], key: bytes, key_of: Callable[[int], bytes]) -> tuple[bool, int]:
+    """Binary search of ``key`` in a node's keys (block seqs, sorted by their keys).
+
+    Returns ``(True, i)`` when key ``i`` equals it, else ``(False, i)`` with ``i`` the number of
+    keys below it: the insertion point, which is also the index of the child to descend into.
+    Bytes compare in memcmp order, as JS b4a.compare does.
+    """
+    s = 0
+    e = len(keys)
+    while s < e:
+        mid = (s + e) >> 1
+        k = key_of(keys[mid])
+        if key == k:
+            return True, mid
+        if key < k:
+            e = mid
+        else:
+            s = mid + 1
+    return False, s
 
 
 # --- decoded blocks and the cache ----------------------------------------------------------------
@@ -276,26 +297,15 @@ class Reader:
             if blk.key == key:
                 return None if blk.is_deletion() else blk
             keys = node.keys
-            s = 0
-            e = len(keys)
-            c = 0
-            while s < e:
-                mid = (s + e) >> 1
-                k = self.key(keys[mid])
-                if key == k:
-                    return self.block(keys[mid])
-                if key < k:
-                    c = -1
-                    e = mid
-                else:
-                    c = 1
-                    s = mid + 1
+            found, i = _search(keys, key, self.key)
+            if found:
+                return self.block(keys[i])
             if not node.children:
                 return None
             depth += 1
             if depth > MAX_DEPTH:
                 raise DecodeError("tree deeper than any real Hyperbee (a reference cycle?)")
-            node = self.child(node, e if c < 0 else s)
+            node = self.child(node, i)
         return None
 
 
@@ -352,21 +362,10 @@ class RangeWalk:
             return
         while True:
             keys = node.keys
-            s = 0
-            e = len(keys)
-            c = 0
-            while s < e:
-                mid = (s + e) >> 1
-                c = _cmp(start, reader.key(keys[mid]))
-                if c == 0:
-                    i = mid * 2 + 1 if incl else mid * 2 + (0 if reverse else 2)
-                    self._push(node, i)
-                    return
-                if c < 0:
-                    e = mid
-                else:
-                    s = mid + 1
-            pos = e if c < 0 else s
+            found, pos = _search(keys, start, reader.key)
+            if found:
+                self._push(node, pos * 2 + 1 if incl else pos * 2 + (0 if reverse else 2))
+                return
             i = 2 * pos + (-1 if reverse else 1)
             if 0 <= i <= len(keys) << 1:
                 self._push(node, i)
@@ -443,20 +442,10 @@ class _SubTree:
 
     def bisect(self, key: bytes, incl: bool) -> bool:
         node = self.node
-        s = 0
-        e = len(node.keys)
-        c = 0
-        while s < e:
-            mid = (s + e) >> 1
-            c = _cmp(key, self.reader.key(node.keys[mid]))
-            if c == 0:
-                self.i = mid * 2 + 1 if incl else mid * 2 + (2 if node.children else 3)
-                return True
-            if c < 0:
-                e = mid
-            else:
-                s = mid + 1
-        pos = e if c < 0 else s
+        found, pos = _search(node.keys, key, self.reader.key)
+        if found:
+            self.i = pos * 2 + 1 if incl else pos * 2 + (2 if node.children else 3)
+            return True
         self.i = 2 * pos + (0 if node.children else 1)
         return not node.children
 
@@ -744,32 +733,19 @@ class _TreeNode:
         """Insert (or replace) entry ``seq`` (key ``target``); False when the node now
         overflows and must split."""
         keys = self.keys
-        key_of = self.writer.key_of
-        s = 0
-        e = len(keys)
-        c = 0
-        while s < e:
-            mid = (s + e) >> 1
-            k = key_of(keys[mid])
-            if target == k:
-                if cas is not None:
-                    prev = self.get_key_entry(mid)
-                    if not cas(prev.entry(), Entry(seq, target, value)):
-                        return True
-                if not self.writer.always_duplicate:
-                    prev = self.get_key_entry(mid)
-                    if prev.value == value:
-                        return True
-                self.changed = True
-                keys[mid] = seq
-                return True
-            if target < k:
-                c = -1
-                e = mid
-            else:
-                c = 1
-                s = mid + 1
-        i = e if c < 0 else s
+        found, i = _search(keys, target, self.writer.key_of)
+        if found:
+            if cas is not None:
+                prev = self.get_key_entry(i)
+                if not cas(prev.entry(), Entry(seq, target, value)):
+                    return True
+            if not self.writer.always_duplicate:
+                prev = self.get_key_entry(i)
+                if prev.value == value:
+                    return True
+            self.changed = True
+            keys[i] = seq
+            return True
         keys.insert(i, seq)
         if child is not None:
             self.children.insert(i + 1, _Child(0, 0, child))
@@ -950,30 +926,21 @@ class Writer:
                 raise DecodeError("tree deeper than any real Hyperbee (a reference cycle?)")
             node.changed = True
             keys = node.keys
-            s = 0
-            e = len(keys)
-            c = 0
-            while s < e:
-                mid = (s + e) >> 1
-                c = _cmp(key, node.get_key(mid))
-                if c == 0:
-                    if cas is not None:
-                        prev = node.get_key_entry(mid)
-                        if not cas(prev.entry(), Entry(seq, key, value)):
-                            return False
-                    if not self.always_duplicate:
-                        prev = node.get_key_entry(mid)
-                        if prev.value == value:
-                            return False
-                    keys[mid] = seq
-                    node.changed = True
-                    self._append(root, seq, key, value)
-                    return True
-                if c < 0:
-                    e = mid
-                else:
-                    s = mid + 1
-            node = node.get_child_node(e if c < 0 else s)
+            found, i = _search(keys, key, node.writer.key_of)
+            if found:
+                if cas is not None:
+                    prev = node.get_key_entry(i)
+                    if not cas(prev.entry(), Entry(seq, key, value)):
+                        return False
+                if not self.always_duplicate:
+                    prev = node.get_key_entry(i)
+                    if prev.value == value:
+                        return False
+                keys[i] = seq
+                node.changed = True
+                self._append(root, seq, key, value)
+                return True
+            node = node.get_child_node(i)
 
         needs_split = not node.insert_key(seq, key, value, None, cas)
         if not node.changed:
@@ -1008,34 +975,24 @@ class Writer:
             stack.append(node)
             if len(stack) > MAX_DEPTH:
                 raise DecodeError("tree deeper than any real Hyperbee (a reference cycle?)")
-            keys = node.keys
-            s = 0
-            e = len(keys)
-            c = 0
-            while s < e:
-                mid = (s + e) >> 1
-                c = _cmp(key, node.get_key(mid))
-                if c == 0:
-                    if cas is not None:
-                        prev = node.get_key_entry(mid)
-                        if not cas(prev.entry(), Entry(seq, key, None)):
-                            return False
-                    if node.children:
-                        self._set_key_to_nearest_leaf(node, mid, stack)
-                    else:
-                        node.remove_key(mid)
-                    # marked only now, so a miss rewrites nothing
-                    for n in stack:
-                        n.changed = True
-                    self._append(self._rebalance(stack), seq, key, None)
-                    return True
-                if c < 0:
-                    e = mid
+            found, i = _search(node.keys, key, node.writer.key_of)
+            if found:
+                if cas is not None:
+                    prev = node.get_key_entry(i)
+                    if not cas(prev.entry(), Entry(seq, key, None)):
+                        return False
+                if node.children:
+                    self._set_key_to_nearest_leaf(node, i, stack)
                 else:
-                    s = mid + 1
+                    node.remove_key(i)
+                # marked only now, so a miss rewrites nothing
+                for n in stack:
+                    n.changed = True
+                self._append(self._rebalance(stack), seq, key, None)
+                return True
             if not node.children:
                 return False
-            node = node.get_child_node(e if c < 0 else s)
+            node = node.get_child_node(i)
 
     @staticmethod
     def _leaf_size(node: _TreeNode, go_left: bool) -> int:
@@ -1192,22 +1149,13 @@ class Writer:
                 assert block.decoded is not None
                 return None if block.decoded.is_deletion() else block.entry()
             keys = node.keys
-            s = 0
-            e = len(keys)
-            c = 0
-            while s < e:
-                mid = (s + e) >> 1
-                c = _cmp(key, node.get_key(mid))
-                if c == 0:
-                    return self.get_block(keys[mid]).entry()
-                if c < 0:
-                    e = mid
-                else:
-                    s = mid + 1
+            found, i = _search(keys, key, node.writer.key_of)
+            if found:
+                return self.get_block(keys[i]).entry()
             if not node.children:
                 return None
             depth += 1
             if depth > MAX_DEPTH:
                 raise DecodeError("tree deeper than any real Hyperbee (a reference cycle?)")
-            node = node.get_child_node(e if c < 0 else s)
+            node = node.get_child_node(i)
         return None
