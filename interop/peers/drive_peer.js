@@ -20,7 +20,7 @@
 
 const net = require('net')
 const crypto = require('crypto')
-const readline = require('readline')
+const { out, serveCommands, runMain } = require('./lines')
 const Corestore = require('corestore')
 const Hyperdrive = require('hyperdrive')
 const SecretStream = require('@hyperswarm/secret-stream')
@@ -28,10 +28,6 @@ const b4a = require('b4a')
 
 const config = JSON.parse(process.argv[2])
 const HOST = '127.0.0.1'
-
-function out(obj) {
-  process.stdout.write(JSON.stringify(obj) + '\n')
-}
 
 const sha = (b) => crypto.createHash('sha256').update(b).digest('hex')
 const hex = (b) => (b ? b4a.toString(b, 'hex') : null)
@@ -140,17 +136,7 @@ async function main() {
     out({ event: 'ok', cmd: msg.cmd, version: drive.version })
   }
 
-  // Commands run one at a time, in order.
-  let chain = Promise.resolve()
-  const rl = readline.createInterface({ input: process.stdin })
-  rl.on('line', (line) => {
-    const msg = JSON.parse(line)
-    chain = chain.then(() => handle(msg)).catch((err) => out({ event: 'error', message: String(err && err.stack) }))
-  })
-  rl.on('close', () => process.exit(0))
+  serveCommands(handle)
 }
 
-main().catch((err) => {
-  process.stderr.write(String(err && err.stack) + '\n')
-  process.exit(1)
-})
+runMain(main)
