@@ -6,12 +6,15 @@ them with a message that says how to fix it (``make test`` installs both).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
+import socket
 import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import settings
@@ -61,3 +64,75 @@ def load_vectors(name: str) -> Any:
 @pytest.fixture
 def node() -> str:
     return node_binary()
+
+
+# --- Loopback guard -------------------------------------------------------------------------
+# Tests may only talk to loopback (or network namespaces they make). A wrong default somewhere
+# (a public DHT bootstrap, a public STUN server) must fail the test that caused it instead of
+# sending a packet off the machine, so every Python socket send/connect in the test process is
+# checked. Unix sockets (str/bytes paths) and unconnected sends with no address pass through.
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class OffLoopbackError(AssertionError):
+    """A test tried to reach an address that is not loopback."""
+
+
+def _is_loopback(address: Any) -> bool:
+    if not isinstance(address, tuple) or not address:
+        return True  # AF_UNIX path, or something that is not an IP address at all
+    host = address[0]
+    if isinstance(host, bytes):
+        host = host.decode()
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False  # a host name: resolving it would already leave loopback
+
+
+def _check(address: Any) -> None:
+    if not _is_loopback(address):
+        raise OffLoopbackError(f"test traffic to a non-loopback address: {address!r}")
+
+
+def _guard_connect(original: _F) -> _F:
+    def connect(self: socket.socket, address: Any) -> Any:
+        _check(address)
+        return original(self, address)
+
+    return connect  # type: ignore[return-value]
+
+
+def _guard_sendto(original: _F) -> _F:
+    def sendto(self: socket.socket, data: Any, *args: Any) -> Any:
+        _check(args[-1])
+        return original(self, data, *args)
+
+    return sendto  # type: ignore[return-value]
+
+
+def _guard_sendmsg(original: _F) -> _F:
+    def sendmsg(self: socket.socket, buffers: Any, *args: Any) -> Any:
+        if len(args) >= 3 and args[2] is not None:
+            _check(args[2])
+        return original(self, buffers, *args)
+
+    return sendmsg  # type: ignore[return-value]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def loopback_guard() -> Iterator[None]:
+    cls = socket.socket
+    saved = {name: getattr(cls, name) for name in ("connect", "connect_ex", "sendto", "sendmsg")}
+    cls.connect = _guard_connect(saved["connect"])  # type: ignore[method-assign]
+    cls.connect_ex = _guard_connect(saved["connect_ex"])  # type: ignore[method-assign]
+    cls.sendto = _guard_sendto(saved["sendto"])  # type: ignore[method-assign]
+    cls.sendmsg = _guard_sendmsg(saved["sendmsg"])  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(cls, name, fn)
