@@ -135,13 +135,15 @@ class _SymmetricState:
 
     __slots__ = ("ck", "h", "k", "n")
 
-    def __init__(self) -> None:
-        # The name fits in HASHLEN, so it is zero-padded instead of hashed.
-        self.h = PROTOCOL_NAME.ljust(HASHLEN, b"\x00")
+    def __init__(self, protocol_name: bytes = PROTOCOL_NAME, prologue: bytes = b"") -> None:
+        # Both names we use fit in HASHLEN, so they are zero-padded instead of hashed.
+        if len(protocol_name) > HASHLEN:  # pragma: no cover - no such protocol here
+            raise ValueError("protocol name longer than the hash")
+        self.h = protocol_name.ljust(HASHLEN, b"\x00")
         self.ck = self.h
         self.k: bytes | None = None
         self.n = 0
-        self.mix_hash(b"")  # empty prologue
+        self.mix_hash(prologue)
 
     def mix_hash(self, data: bytes) -> None:
         self.h = hashlib.blake2b(self.h + data, digest_size=HASHLEN).digest()
@@ -346,4 +348,141 @@ class NoiseHandshake:
             handshake_hash=self._state.h,
             public_key=self._s.public_key,
             remote_public_key=self._remote_static(),
+        )
+
+
+IK_PROTOCOL_NAME = b"Noise_IK_Ed25519_ChaChaPoly_BLAKE2b"
+
+
+class NoiseIK:
+    """One side of ``Noise_IK_Ed25519_ChaChaPoly_BLAKE2b``, the pattern HyperDHT connects with.
+
+    IK fits a DHT because the initiator already knows whom it dials (the server's public key
+    is what it looked up), so the handshake is one round trip: ``-> e, es, s, ss`` and
+    ``<- e, ee, se``. Both sides hash the responder's static key first (the "pre-message"),
+    after the ``prologue``, so a message meant for another key fails its first MAC. The
+    initiator's identity travels encrypted in msg1; the responder learns it on reading msg1
+    and can refuse (its firewall) before answering.
+
+    Same shape as :class:`NoiseHandshake`: the initiator calls ``write_message`` then
+    ``read_message``, the responder the reverse; ``result`` is set after the second message.
+    Every failure raises :class:`HandshakeError` and leaves the object unusable.
+    """
+
+    def __init__(
+        self,
+        is_initiator: bool,
+        static_key_pair: KeyPairLike,
+        *,
+        remote_public_key: bytes | None = None,
+        prologue: bytes = b"",
+        ephemeral_key_pair: KeyPairLike | None = None,
+    ) -> None:
+        if len(static_key_pair.public_key) != 32 or len(static_key_pair.secret_key) != 64:
+            raise ValueError("static key pair must be an Ed25519 key pair (32-byte pk, 64-byte sk)")
+        if is_initiator and (remote_public_key is None or len(remote_public_key) != DHLEN):
+            raise ValueError("the IK initiator needs the responder's 32-byte public key")
+        self.is_initiator = is_initiator
+        self._s = static_key_pair
+        self._e = ephemeral_key_pair
+        self._re: bytes | None = None
+        self._rs: bytes | None = remote_public_key if is_initiator else None
+        self._state = _SymmetricState(IK_PROTOCOL_NAME, prologue)
+        responder_static = remote_public_key if is_initiator else static_key_pair.public_key
+        assert responder_static is not None
+        self._state.mix_hash(responder_static)
+        self._step = 0
+        self._failed = False
+        self.result: NoiseResult | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.result is not None
+
+    @property
+    def remote_public_key(self) -> bytes | None:
+        """The peer's static key: known up front to the initiator, after msg1 to the responder."""
+        return self._rs
+
+    def _check_turn(self, writing: bool) -> None:
+        if self._failed:
+            raise HandshakeError("Noise handshake already failed")
+        if self.result is not None:
+            raise HandshakeError("Noise handshake already complete")
+        if writing != ((self._step == 0) == self.is_initiator):
+            raise HandshakeError("Noise message out of turn", step=self._step, writing=writing)
+
+    def _ephemeral(self) -> KeyPairLike:
+        if self._e is None:
+            self._e = NoiseKeyPair.generate()
+        return self._e
+
+    def _need(self, key: bytes | None) -> bytes:
+        if key is None:  # pragma: no cover - the step order guarantees it
+            raise HandshakeError("Noise key not known yet")
+        return key
+
+    def write_message(self, payload: bytes = b"") -> bytes:
+        """Produce our handshake message (unframed), carrying ``payload`` encrypted."""
+        self._check_turn(writing=True)
+        try:
+            return self._write(payload)
+        except HandshakeError:
+            self._failed = True
+            raise
+
+    def read_message(self, message: bytes) -> bytes:
+        """Consume the peer's message; returns its decrypted payload."""
+        self._check_turn(writing=False)
+        try:
+            return self._read(bytes(message))
+        except HandshakeError:
+            self._failed = True
+            raise
+
+    def _write(self, payload: bytes) -> bytes:
+        st = self._state
+        e = self._ephemeral()
+        st.mix_hash(e.public_key)
+        out = [e.public_key]
+        if self._step == 0:  # -> e, es, s, ss
+            rs = self._need(self._rs)
+            st.mix_key(dh(e, rs))
+            out.append(st.encrypt_and_hash(self._s.public_key))
+            st.mix_key(dh(self._s, rs))
+        else:  # <- e, ee, se
+            st.mix_key(dh(e, self._need(self._re)))
+            st.mix_key(dh(e, self._need(self._rs)))
+        out.append(st.encrypt_and_hash(payload))
+        self._advance()
+        return b"".join(out)
+
+    def _read(self, message: bytes) -> bytes:
+        st = self._state
+        r = _Reader(message)
+        self._re = r.take(DHLEN)
+        st.mix_hash(self._re)
+        if self._step == 0:  # -> e, es, s, ss
+            st.mix_key(dh(self._s, self._re))
+            self._rs = st.decrypt_and_hash(r.take(DHLEN + MACLEN))
+            st.mix_key(dh(self._s, self._rs))
+        else:  # <- e, ee, se
+            st.mix_key(dh(self._ephemeral(), self._re))
+            st.mix_key(dh(self._s, self._re))
+        payload = st.decrypt_and_hash(r.rest())
+        self._advance()
+        return payload
+
+    def _advance(self) -> None:
+        self._step += 1
+        if self._step < 2:
+            return
+        k1, k2 = self._state.split()
+        tx, rx = (k1, k2) if self.is_initiator else (k2, k1)
+        self.result = NoiseResult(
+            tx=tx,
+            rx=rx,
+            handshake_hash=self._state.h,
+            public_key=self._s.public_key,
+            remote_public_key=self._need(self._rs),
         )
