@@ -106,3 +106,8 @@ class SessionFullError(AdmissionRefused):
 class LobbyError(HyperlobbyError):
     """A lobby operation that cannot be done: no session at that URL, a lobby that is not one,
     a host that never answered. A refusal by the host is :class:`AdmissionRefused`."""
+
+
+class SwarmError(HyperlobbyError):
+    """A swarm operation that cannot be done: a topic that is not 32 bytes, a closed swarm, a
+    bootstrap list that does not parse or that points off loopback while that is forbidden."""
