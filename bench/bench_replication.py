@@ -7,7 +7,9 @@ disk (SQLite for Python, RocksDB for JS). ``seconds`` runs from the TCP connect 
 stored; ``handshake`` from the connect to the moment the reader has verified the writer's length.
 Ratios are throughput relative to JS->JS (above 1 means faster).
 
-Run a server by hand with ``python -m bench.bench_replication serve DB COUNT SIZE``.
+Run a server by hand with ``python -m bench.bench_replication serve DB COUNT SIZE``; measure one
+size (optionally only some pairings, e.g. ``"Py -> Py,JS -> JS"``) with
+``python -m bench.bench_replication run COUNT SIZE [PAIRS]`` while iterating.
 """
 
 from __future__ import annotations
@@ -154,11 +156,13 @@ PAIRS = [
 ]
 
 
-def run_case(count: int, size: int) -> dict[str, dict[str, float]]:
+def run_case(count: int, size: int, only: list[str] | None = None) -> dict[str, dict[str, float]]:
     results: dict[str, dict[str, float]] = {}
     tmp = Path(tempfile.mkdtemp(prefix="hl-bench-repl-"))
     try:
         for name, start, fetch in PAIRS:
+            if only is not None and name not in only:
+                continue
             proc, port, key = start(tmp, count, size)
             try:
                 results[name] = fetch(tmp, port, key)
@@ -170,8 +174,8 @@ def run_case(count: int, size: int) -> dict[str, dict[str, float]]:
 
 
 def report(count: int, size: int, results: dict[str, dict[str, float]]) -> None:
-    ref = results["JS -> JS"]
-    ref_rate = ref["blocks"] / ref["seconds"]
+    ref = results.get("JS -> JS")
+    ref_rate = ref["blocks"] / ref["seconds"] if ref is not None else float("nan")
     label = f"{count} x {size // 1024} KiB"
     print(f"{label}: server -> reader   blocks/s     MB/s   handshake   ratio vs JS->JS")
     for name, r in results.items():
@@ -192,5 +196,9 @@ def main(quick: bool = False) -> dict[str, Any]:
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "serve":
         asyncio.run(_serve(sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
+    elif len(sys.argv) >= 4 and sys.argv[1] == "run":
+        n, sz = int(sys.argv[2]), int(sys.argv[3])
+        pairs = [p.strip() for p in sys.argv[4].split(",")] if len(sys.argv) >= 5 else None
+        report(n, sz, run_case(n, sz, pairs))
     else:
         main(quick="--quick" in sys.argv)

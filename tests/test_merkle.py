@@ -299,10 +299,10 @@ def test_js_proofs_verify() -> None:
             assert not update.upgraded
         if proof.block is not None:
             assert update.block == proof.block
-            assert (
-                TreeNode(2 * proof.block.index, len(proof.block.value), leaf_hash(proof.block.value))
-                in update.nodes
-            )
+            leaf = TreeNode(2 * proof.block.index, len(proof.block.value), leaf_hash(proof.block.value))
+            # The leaf is stored unless the requester holds it already (nodes it holds are not
+            # handed back for storing again).
+            assert leaf in update.nodes or tree.reader.get_node(leaf.index) == leaf
         table = {n[0]: node(n) for n in snap["nodes"]}
         assert all(table[n.index] == n for n in update.nodes)
         verified += 1
@@ -432,6 +432,66 @@ def test_block_proofs_for_a_sparse_requester() -> None:
         assert update.block is not None and update.block.index == index
         reader.store(update)
         assert requester.missing_nodes(index) == 0
+
+
+def _pipelined(order: list[int]) -> tuple[MerkleTree, DictReader, dict[int, TreeNode], list[Proof]]:
+    """A requester holding only the roots of the 37-block core, with a proof for every block
+    asked for before any answer arrived (as a replicator pipelines its requests)."""
+    full = next(s for k, s in snapshots() if k == "compat" and s["length"] == 37)
+    responder, truth = full_tree(full)
+    roots = {r[0] for r in full["roots"]}
+    reader = DictReader({i: n for i, n in truth.nodes.items() if i in roots})
+    requester = MerkleTree(reader, roots=[node(r) for r in full["roots"]])
+    proofs = [
+        responder.proof(ProofRequest(0, block=BlockRequest(i, requester.missing_nodes(i))), BLOCKS[i])
+        for i in order
+    ]
+    return requester, reader, truth.nodes, proofs
+
+
+@pytest.mark.parametrize("seed", [None, 1, 2, 3])
+def test_pipelined_block_proofs_verify_in_any_order(seed: int | None) -> None:
+    import random
+
+    order = list(range(37))
+    if seed is not None:
+        random.Random(seed).shuffle(order)
+    requester, reader, truth, proofs = _pipelined(order)
+    sent = stored = 0
+    for proof in proofs:
+        update = requester.verify(proof, checker("compat"))
+        assert proof.block is not None and update.block == proof.block and not update.upgraded
+        assert all(truth[n.index] == n and n.index not in reader.nodes for n in update.nodes)
+        sent += len(proof.block.nodes)
+        stored += len(update.nodes)
+        reader.store(update)
+        assert reader.nodes[2 * proof.block.index] == truth[2 * proof.block.index]
+    # Nodes that earlier answers already brought are checked, not stored a second time.
+    assert stored < sent + len(proofs)
+
+
+def test_pipelined_block_proofs_with_any_node_forged_are_refused() -> None:
+    """Once earlier answers are stored, the upper nodes of a pipelined proof are compared with
+    what the requester holds: changing any node (or the block) is still refused."""
+    requester, reader, _, proofs = _pipelined(list(range(37)))
+    refused = 0
+    for proof in proofs:
+        assert proof.block is not None
+        before = dict(reader.nodes)
+        forged = [dataclasses.replace(proof.block, value=proof.block.value + b"!")]
+        for k, n in enumerate(proof.block.nodes):
+            bad = [*proof.block.nodes]
+            bad[k] = TreeNode(n.index, n.size, bytes(32))
+            forged.append(dataclasses.replace(proof.block, nodes=tuple(bad)))
+            bad[k] = TreeNode(n.index, n.size + 1, n.hash)
+            forged.append(dataclasses.replace(proof.block, nodes=tuple(bad)))
+        for block in forged:
+            with pytest.raises(VerificationError):
+                requester.verify(dataclasses.replace(proof, block=block), checker("compat"))
+            refused += 1
+        assert reader.nodes == before
+        reader.store(requester.verify(proof, checker("compat")))
+    assert refused > 37 * 3
 
 
 def test_verify_rejects_a_proof_landing_on_an_unknown_node() -> None:

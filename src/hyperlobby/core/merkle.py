@@ -945,7 +945,98 @@ class MerkleTree:
         except (struct.error, OverflowError) as exc:
             raise VerificationError("proof values out of range", detail=str(exc)) from exc
 
+    def _verify_block(self, block: DataBlock) -> TreeUpdate:
+        """Check a plain block proof (no upgrade, hash or seek) walking up from the leaf.
+
+        Accepts exactly what the general path accepts (the chain must fold into a node we
+        trust), but uses what we already trust on the way: a requester pipelines many requests,
+        so most of a proof's upper nodes arrived with earlier answers. Every computed node that
+        sits where we hold one must equal it (a mismatch is a forgery: refused at once); once the
+        node reached is trusted, a sibling we hold must equal ours, and when the parent is held
+        too the hash is not recomputed (both children and the parent are verified nodes of the
+        same tree). Only nodes we do not hold yet are returned for storage.
+        """
+        pos = 2 * block.index
+        if pos < 0 or pos >= _U64_LIMIT:
+            raise VerificationError("proof target index out of range", index=pos)
+        head = 2 * self.length
+        get = self.reader.get_node
+        blake = hashlib.blake2b
+        pack_head = _PARENT_HEAD.pack
+        value = block.value
+        top = TreeNode(pos, len(value), leaf_hash(value))
+        new: list[TreeNode] = []
+        held = get(pos) if pos < head else None
+        if held is None:
+            new.append(top)
+        elif held.hash != top.hash or held.size != top.size:
+            raise VerificationError("block does not match the trusted tree", index=block.index)
+        d = 0
+        for sib in block.nodes:
+            bit = 2 << d
+            sib_index = pos ^ bit
+            if sib.index != sib_index:
+                raise VerificationError("proof node at the wrong index", expected=sib_index, got=sib.index)
+            if len(sib.hash) != _HASH_SIZE or not 0 <= sib.size < MAX_LENGTH:
+                raise VerificationError("tree node hash or size out of range", index=sib_index)
+            ppos = (pos & ~bit) | (bit >> 1)
+            d += 1
+            parent_in_tree = ppos + (1 << d) - 1 < head
+            known_sib: TreeNode | None = None
+            if held is not None:
+                known_sib = get(sib_index) if sib_index + (1 << (d - 1)) - 1 < head else None
+                if known_sib is not None:
+                    if known_sib.hash != sib.hash or known_sib.size != sib.size:
+                        raise VerificationError("proof node does not match the trusted tree", index=sib_index)
+                    known_parent = get(ppos) if parent_in_tree else None
+                    if known_parent is not None:
+                        pos = ppos
+                        top = held = known_parent
+                        continue
+            total = top.size + sib.size
+            h = blake(pack_head(1, total), digest_size=32)
+            if sib_index < pos:
+                h.update(sib.hash)
+                h.update(top.hash)
+            else:
+                h.update(top.hash)
+                h.update(sib.hash)
+            top = TreeNode(ppos, total, h.digest())
+            if known_sib is None:
+                new.append(sib)
+            pos = ppos
+            held = get(pos) if parent_in_tree else None
+            if held is None:
+                new.append(top)
+            elif held.hash != top.hash or held.size != top.size:
+                raise VerificationError("proof does not lead to a trusted node", index=pos)
+        if held is None:
+            raise VerificationError("proof does not lead to a trusted node", index=top.index)
+        return TreeUpdate(
+            self.fork,
+            self.length,
+            self.byte_length,
+            tuple(self.roots),
+            tuple(new),
+            None,
+            False,
+            self.length,
+            self.fork,
+            self.length,
+            block,
+            None,
+        )
+
     def _verify(self, proof: Proof, check_signature: CheckSignature, *, remote_only: bool) -> TreeUpdate:
+        block = proof.block
+        if (
+            block is not None
+            and not remote_only
+            and proof.upgrade is None
+            and proof.hash is None
+            and (proof.seek is None or not proof.seek.nodes)
+        ):
+            return self._verify_block(block)
         nodes: list[TreeNode] = []
         top, target = self._fold_subtree(proof, nodes)
         upgrade = proof.upgrade
