@@ -183,22 +183,38 @@ class IncomingRequest:
         token: bool = True,
         closer_nodes: bool = True,
         to: Address | None = None,
+        socket: UdxSocket | None = None,
     ) -> None:
-        """Answer (by default to the sender; ``to`` answers someone else with this tid)."""
-        self.node._send_reply(self.request, to or self.address, 0, value, token, closer_nodes, self.via)
+        """Answer (by default to the sender; ``to`` answers someone else with this tid).
+
+        ``socket`` sends from another socket than the one the request came in on (HyperDHT
+        servers answer handshakes from the socket they will connect from).
+        """
+        self.node._send_reply(
+            self.request, to or self.address, 0, value, token, closer_nodes, socket or self.via
+        )
 
     def error(
-        self, code: int, *, token: bool = False, closer_nodes: bool = True, to: Address | None = None
+        self,
+        code: int,
+        *,
+        token: bool = False,
+        closer_nodes: bool = True,
+        to: Address | None = None,
+        socket: UdxSocket | None = None,
     ) -> None:
-        self.node._send_reply(self.request, to or self.address, code, None, token, closer_nodes, self.via)
+        self.node._send_reply(
+            self.request, to or self.address, code, None, token, closer_nodes, socket or self.via
+        )
 
-    def relay(self, value: bytes | None, to: Address) -> None:
+    def relay(self, value: bytes | None, to: Address, *, socket: UdxSocket | None = None) -> None:
         """Forward this request (same tid, command and target, new value) to ``to``.
 
         HyperDHT's handshake and holepunch messages travel client -> relay -> server and back
         this way; whoever ends the chain answers the original requester with ``reply(to=...)``.
+        It leaves from ``socket`` if given, else from the socket the request arrived on.
         """
-        self.node._relay(self.request, value, to)
+        self.node._relay(self.request, value, to, socket or self.via)
 
 
 RequestHandler = Callable[[IncomingRequest], bool | None]
@@ -894,7 +910,7 @@ class DhtNode:
         )
         (via or self._socket).send(data, to.as_tuple())
 
-    def _relay(self, req: Request, value: bytes | None, to: Address) -> None:
+    def _relay(self, req: Request, value: bytes | None, to: Address, via: UdxSocket | None = None) -> None:
         if self.closed or self._socket is None:
             return
         data = encode_request(
@@ -908,7 +924,7 @@ class DhtNode:
                 value=value,
             )
         )
-        self._socket.send(data, to.as_tuple())
+        (via or self._socket).send(data, to.as_tuple())
 
     def _token(self, host: str, index: int) -> bytes:
         """Round-trip token for ``host``: proves a requester receives at that IP."""

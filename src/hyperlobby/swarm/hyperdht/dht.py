@@ -1,0 +1,649 @@
+"""HyperDHT: peer discovery, records and relaying on top of dht-rpc (wire-compatible with npm hyperdht).
+
+Theory of operation
+-------------------
+A :class:`HyperDht` is a :class:`~hyperlobby.swarm.dht_rpc.DhtNode` plus HyperDHT's commands:
+
+* as a *server of others*, once its node is persistent, it answers ANNOUNCE / UNANNOUNCE /
+  LOOKUP / FIND_PEER / MUTABLE_* / IMMUTABLE_* from the sans-IO
+  :class:`~hyperlobby.swarm.hyperdht.persistent.Persistent` store; an ephemeral node answers
+  them with UNKNOWN_COMMAND, as JS does (it is not in anyone's table, so it stores nothing).
+  PEER_HANDSHAKE / PEER_HOLEPUNCH go to the :class:`~hyperlobby.swarm.hyperdht.router.Router`
+  whatever the node's state, because a node must route for its own servers.
+* as a *client*, it runs iterative queries toward a target and acts on the closest nodes
+  with the tokens they handed out: :meth:`lookup` streams what nodes store under a topic,
+  :meth:`announce` signs our record for each of the closest nodes (the signature covers that
+  node's id and token, see ``persistent``) and stores it, :meth:`unannounce` removes it,
+  :meth:`find_peer` finds the nodes a server announced itself through, and the mutable /
+  immutable put/get pairs store small values. Everything that comes back is verified:
+  immutable values must hash to the target, mutable ones must carry their owner's signature.
+
+Queries are exposed as :class:`QueryStream` objects: async-iterable (each useful reply, as
+it arrives) and awaitable through :meth:`QueryStream.finished` (the finished
+:class:`~hyperlobby.swarm.dht_rpc.Query`, whose ``closest_replies`` carry the tokens).
+
+Bootstrap addresses are never implied. :data:`PUBLIC_BOOTSTRAP` is the public HyperDHT list
+for an application to pass explicitly; this library never uses it on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Generic, TypeVar
+
+from hyperlobby.crypto.hashes import blake2b256
+from hyperlobby.crypto.keys import KeyPair
+from hyperlobby.encoding import compact
+from hyperlobby.errors import DecodeError, EncodeError, HyperlobbyError, ProtocolError
+from hyperlobby.swarm.dht_rpc import Address, DhtNode, IncomingRequest, Query, QueryReply, Reply
+from hyperlobby.swarm.dht_rpc.node import DEFAULT_QUERY_TIMEOUT, AddressLike
+from hyperlobby.swarm.hyperdht import constants as C
+from hyperlobby.swarm.hyperdht import messages as m
+from hyperlobby.swarm.hyperdht.persistent import (
+    MAX_LOOKUP_PEERS,
+    Persistent,
+    sign_announce,
+    sign_mutable,
+    sign_unannounce,
+    verify_mutable,
+)
+from hyperlobby.swarm.hyperdht.router import Router
+
+T = TypeVar("T")
+
+# The public HyperDHT bootstrap nodes ("ip@name:port", from hyperdht's lib/constants.js), for an
+# application to offer real users as their default. Never used implicitly, never in tests.
+PUBLIC_BOOTSTRAP: Final[tuple[str, ...]] = C.BOOTSTRAP_NODES
+
+PeerRecord = m.Peer
+
+
+class QueryFailed(ProtocolError):
+    """A put/announce found no node to commit to, or every commit failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class LookupReply:
+    """One node's answer to LOOKUP: the peers it stores under the topic (``bump``: newest refresh, ms)."""
+
+    peers: tuple[PeerRecord, ...]
+    bump: int
+    from_address: Address
+    from_id: bytes | None
+    token: bytes | None
+    to: Address
+
+
+@dataclass(frozen=True, slots=True)
+class FindPeerReply:
+    """One node's answer to FIND_PEER: the server's record, and the node that can relay to it."""
+
+    peer: PeerRecord
+    from_address: Address
+    from_id: bytes | None
+    token: bytes | None
+    to: Address
+
+
+@dataclass(frozen=True, slots=True)
+class MutableRecord:
+    """A verified mutable value: ``signature`` is the owner's over ``(seq, value)``."""
+
+    seq: int
+    value: bytes
+    signature: bytes
+    from_address: Address
+
+
+@dataclass(frozen=True, slots=True)
+class ImmutableRecord:
+    """A verified immutable value (it hashes to the target it was asked under)."""
+
+    value: bytes
+    from_address: Address
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    """What a put or announce committed to: the target and the closest nodes that got it."""
+
+    target: bytes
+    closest_nodes: tuple[Address, ...]
+    committed: int
+    seq: int = 0
+    signature: bytes | None = None
+
+
+class QueryStream(Generic[T]):
+    """A running query: iterate for its mapped replies, or await :meth:`finished` for the Query.
+
+    The query starts on first use and is bounded by ``timeout``. Leaving an ``async for`` early
+    cancels it.
+    """
+
+    _END: Final = object()
+
+    def __init__(
+        self,
+        dht: HyperDht,
+        command: int,
+        target: bytes,
+        value: bytes | None,
+        mapper: Callable[[QueryReply], T | None],
+        *,
+        nodes: Sequence[AddressLike] = (),
+        timeout: float = DEFAULT_QUERY_TIMEOUT,
+    ) -> None:
+        self._dht = dht
+        self.command = command
+        self.target = target
+        self._value = value
+        self._mapper = mapper
+        self._nodes = nodes
+        self._timeout = timeout
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._task: asyncio.Task[Query] | None = None
+
+    def _start(self) -> asyncio.Task[Query]:
+        if self._task is None:
+            self._task = self._dht._track(self._run())
+        return self._task
+
+    def _on_reply(self, reply: QueryReply) -> None:
+        try:
+            item = self._mapper(reply)
+        except (DecodeError, ValueError, HyperlobbyError):
+            item = None
+        if item is not None:
+            self._queue.put_nowait(item)
+
+    async def _run(self) -> Query:
+        try:
+            return await self._dht.node.query(
+                self.command,
+                self.target,
+                self._value,
+                on_reply=self._on_reply,
+                nodes=self._nodes,
+                timeout=self._timeout,
+            )
+        finally:
+            self._queue.put_nowait(self._END)
+
+    async def finished(self) -> Query:
+        """Run the query to its end (items not iterated are dropped) and return it."""
+        return await self._start()
+
+    async def __aiter__(self) -> AsyncIterator[T]:
+        task = self._start()
+        try:
+            while True:
+                item = await self._queue.get()
+                if item is self._END:
+                    break
+                yield item
+            await task  # re-raise a failed query
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, HyperlobbyError):
+                    await task
+
+
+def _map_lookup(reply: QueryReply) -> LookupReply | None:
+    res = reply.response
+    if not res.value:
+        return None
+    decoded = m.decode(m.lookup_raw_reply, res.value)
+    return LookupReply(decoded.peers, decoded.bump, reply.address, reply.id, res.token, res.to)
+
+
+def _map_find_peer(reply: QueryReply) -> FindPeerReply | None:
+    res = reply.response
+    if not res.value:
+        return None
+    return FindPeerReply(m.decode(m.peer, res.value), reply.address, reply.id, res.token, res.to)
+
+
+class HyperDht:
+    """A HyperDHT node (see the module docstring). Make one with :meth:`create` or :meth:`bootstrapper`."""
+
+    def __init__(
+        self,
+        node: DhtNode,
+        *,
+        max_size: int = 65536,
+        max_age: float = 20 * 60.0,
+        record_max_age: float = 48 * 60 * 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.node = node
+        self._clock = clock
+        self.router = Router(node, max_size=max_size, max_age=max_age, clock=clock)
+        self.persistent = Persistent(
+            self.router, max_size=max_size, max_age=max_age, record_max_age=record_max_age, now=clock()
+        )
+        self.closed = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        # hooks for helper B's servers/connections, closed first by close()
+        self.on_close: list[Callable[[], Awaitable[None]]] = []
+        node.on_request = self._on_request
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    @classmethod
+    async def create(
+        cls,
+        *,
+        bootstrap: Sequence[AddressLike],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ephemeral: bool | None = None,
+        max_size: int = 65536,
+        max_age: float = 20 * 60.0,
+        record_max_age: float = 48 * 60 * 60.0,
+        **dht_rpc_options: Any,
+    ) -> HyperDht:
+        """Bind, bootstrap from ``bootstrap`` (required, never implied) and return the node.
+
+        ``ephemeral=None`` starts ephemeral and adaptive as JS does (it may become persistent
+        through ``node.update_network_state()``); ``False`` is for nodes known reachable, as on
+        a loopback test network.
+        """
+        if ephemeral is None:
+            dht_rpc_options.setdefault("adaptive", True)
+            ephemeral = True
+        node = DhtNode(bootstrap=bootstrap, host=host, port=port, ephemeral=ephemeral, **dht_rpc_options)
+        dht = cls(node, max_size=max_size, max_age=max_age, record_max_age=record_max_age)
+        await node.start()
+        try:
+            await node.bootstrap()
+        except BaseException:
+            await dht.close()
+            raise
+        return dht
+
+    @classmethod
+    async def bootstrapper(cls, host: str = "127.0.0.1", port: int = 0, **options: Any) -> HyperDht:
+        """The first, persistent node of a network (others list it in ``bootstrap=``)."""
+        keep = {k: options.pop(k) for k in ("max_size", "max_age", "record_max_age") if k in options}
+        node = await DhtNode.bootstrapper(host, port, **options)
+        return cls(node, **keep)
+
+    async def close(self) -> None:
+        """Close servers/connections registered in :attr:`on_close`, the router, then the node."""
+        if self.closed:
+            return
+        self.closed = True
+        for hook in list(self.on_close):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(hook(), 5.0)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.router.close()
+        self.persistent.clear()
+        await self.node.close()
+
+    async def __aenter__(self) -> HyperDht:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _track(self, coro: Awaitable[T]) -> asyncio.Task[T]:
+        task: asyncio.Task[T] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    @property
+    def address(self) -> Address:
+        return self.node.address
+
+    @property
+    def id(self) -> bytes | None:
+        return self.node.id
+
+    @property
+    def ephemeral(self) -> bool:
+        return self.node.ephemeral
+
+    def remote_address(self) -> Address | None:
+        """Our address as the network sees it, if we are reachable there (JS ``remoteAddress()``)."""
+        if self.node.firewalled:
+            return None
+        host = self.node.host
+        port = self.node.port
+        if host is None or port == 0:
+            return None
+        return Address(host, port)
+
+    # --- incoming -----------------------------------------------------------------------------
+
+    def _on_request(self, req: IncomingRequest) -> bool:
+        if self.router.handle(req):
+            return True
+        if self.node.id is None or req.command not in _STORAGE_COMMANDS:
+            return False
+        answer = self.persistent.handle(
+            req.command,
+            target=req.target,
+            token=req.token,
+            value=req.value,
+            node_id=self.node.id,
+            sender=req.address,
+            now=self._clock(),
+        )
+        if answer is not None:
+            if answer.error:
+                req.error(answer.error, token=answer.token, closer_nodes=answer.closer_nodes)
+            else:
+                req.reply(answer.value, token=answer.token, closer_nodes=answer.closer_nodes)
+        return True
+
+    # --- peers --------------------------------------------------------------------------------
+
+    def lookup(
+        self, topic: bytes, *, nodes: Sequence[AddressLike] = (), timeout: float = DEFAULT_QUERY_TIMEOUT
+    ) -> QueryStream[LookupReply]:
+        """Ask the nodes closest to ``topic`` who announced it; iterate for each non-empty reply."""
+        _check_target(topic)
+        return QueryStream(self, C.LOOKUP, topic, None, _map_lookup, nodes=nodes, timeout=timeout)
+
+    def find_peer(
+        self,
+        public_key: bytes,
+        *,
+        hash: bool = True,
+        nodes: Sequence[AddressLike] = (),
+        timeout: float = DEFAULT_QUERY_TIMEOUT,
+    ) -> QueryStream[FindPeerReply]:
+        """Find the nodes a server announced itself through (target = BLAKE2b(public key)).
+
+        Each reply's ``from_address`` is a node that can relay a handshake to the server.
+        ``hash=False`` takes ``public_key`` as the target itself.
+        """
+        target = blake2b256(public_key) if hash else public_key
+        _check_target(target)
+        return QueryStream(self, C.FIND_PEER, target, None, _map_find_peer, nodes=nodes, timeout=timeout)
+
+    async def find_peer_first(self, public_key: bytes, **options: Any) -> FindPeerReply | None:
+        """The first FIND_PEER answer for ``public_key``, or None when nobody routes to it."""
+        async for reply in self.find_peer(public_key, **options):
+            return reply
+        return None
+
+    async def announce(
+        self,
+        topic: bytes,
+        keypair: KeyPair,
+        relay_addresses: Sequence[Address] = (),
+        *,
+        bump: int = 0,
+        nodes: Sequence[AddressLike] = (),
+        timeout: float = DEFAULT_QUERY_TIMEOUT,
+    ) -> PutResult:
+        """Store our signed peer record under ``topic`` at the closest nodes.
+
+        Raises :class:`QueryFailed` if no node took it.
+        """
+        _check_target(topic)
+        query = await self.lookup(topic, nodes=nodes, timeout=timeout).finished()
+
+        async def commit(reply: QueryReply) -> Reply:
+            token = reply.response.token
+            if token is None or reply.id is None:
+                raise QueryFailed("closest node gave no token", node=str(reply.address))
+            return await self.request_announce(
+                topic, keypair, token, reply.address, reply.id, relay_addresses, bump=bump
+            )
+
+        return await self._commit_all(topic, query, commit)
+
+    async def request_announce(
+        self,
+        topic: bytes,
+        keypair: KeyPair,
+        token: bytes,
+        to: Address,
+        node_id: bytes,
+        relay_addresses: Sequence[Address] = (),
+        *,
+        bump: int = 0,
+    ) -> Reply:
+        """One signed ANNOUNCE to node ``to`` (id ``node_id``) with the token it gave us."""
+        ann = m.Announce(peer=m.Peer(keypair.public_key, tuple(relay_addresses)), bump=bump)
+        signature = sign_announce(topic, token, node_id, ann, keypair)
+        value = m.encode(m.announce, m.Announce(ann.peer, None, signature, bump))
+        return await self.node.request(C.ANNOUNCE, to, target=topic, value=value, token=token)
+
+    async def request_unannounce(
+        self, topic: bytes, keypair: KeyPair, token: bytes, to: Address, node_id: bytes
+    ) -> Reply:
+        """One signed UNANNOUNCE to node ``to`` (id ``node_id``) with the token it gave us."""
+        ann = m.Announce(peer=m.Peer(keypair.public_key, ()))
+        signature = sign_unannounce(topic, token, node_id, ann, keypair)
+        value = m.encode(m.announce, m.Announce(ann.peer, None, signature))
+        return await self.node.request(C.UNANNOUNCE, to, target=topic, value=value, token=token)
+
+    async def unannounce(
+        self,
+        topic: bytes,
+        keypair: KeyPair,
+        *,
+        nodes: Sequence[AddressLike] = (),
+        timeout: float = DEFAULT_QUERY_TIMEOUT,
+    ) -> int:
+        """Remove our record under ``topic`` from every node that returns it; returns how many.
+
+        Our own store is cleared too (the record may be held here as well).
+        """
+        _check_target(topic)
+        if self.node.id is not None:
+            self.persistent.unannounce(topic, keypair.public_key)
+        pending: list[asyncio.Task[Reply]] = []
+        async for reply in self.lookup(topic, nodes=nodes, timeout=timeout):
+            if reply.token is None or reply.from_id is None:
+                continue
+            ours = len(reply.peers) >= MAX_LOOKUP_PEERS or any(
+                p.public_key == keypair.public_key for p in reply.peers
+            )
+            if ours:
+                pending.append(
+                    self._track(
+                        self.request_unannounce(
+                            topic, keypair, reply.token, reply.from_address, reply.from_id
+                        )
+                    )
+                )
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        return sum(1 for r in results if isinstance(r, Reply) and r.error == 0)
+
+    # --- records ------------------------------------------------------------------------------
+
+    async def immutable_put(
+        self, value: bytes, *, nodes: Sequence[AddressLike] = (), timeout: float = DEFAULT_QUERY_TIMEOUT
+    ) -> PutResult:
+        """Store ``value`` under its BLAKE2b-256 hash at the closest nodes (``PutResult.target``)."""
+        if not value:
+            raise EncodeError("an immutable value cannot be empty")
+        target = m.immutable_target(value)
+        query = await QueryStream(
+            self, C.IMMUTABLE_GET, target, None, _map_nothing, nodes=nodes, timeout=timeout
+        ).finished()
+
+        async def commit(reply: QueryReply) -> Reply:
+            token = reply.response.token
+            if token is None:
+                raise QueryFailed("closest node gave no token", node=str(reply.address))
+            return await self.node.request(
+                C.IMMUTABLE_PUT, reply.address, target=target, value=value, token=token
+            )
+
+        return await self._commit_all(target, query, commit)
+
+    def immutable_get_all(
+        self, target: bytes, *, nodes: Sequence[AddressLike] = (), timeout: float = DEFAULT_QUERY_TIMEOUT
+    ) -> QueryStream[ImmutableRecord]:
+        """Every reply to IMMUTABLE_GET whose value really hashes to ``target``."""
+        _check_target(target)
+
+        def verified(reply: QueryReply) -> ImmutableRecord | None:
+            value = reply.response.value
+            if not value or blake2b256(value) != target:
+                return None
+            return ImmutableRecord(bytes(value), reply.address)
+
+        return QueryStream(self, C.IMMUTABLE_GET, target, None, verified, nodes=nodes, timeout=timeout)
+
+    async def immutable_get(self, target: bytes, **options: Any) -> ImmutableRecord | None:
+        """The value stored under ``target`` (verified against the hash), or None."""
+        async for record in self.immutable_get_all(target, **options):
+            return record
+        return None
+
+    async def mutable_put(
+        self,
+        keypair: KeyPair,
+        value: bytes,
+        *,
+        seq: int = 0,
+        nodes: Sequence[AddressLike] = (),
+        timeout: float = DEFAULT_QUERY_TIMEOUT,
+    ) -> PutResult:
+        """Sign ``(seq, value)`` and store it under BLAKE2b(public key) at the closest nodes.
+
+        Nodes holding a higher ``seq`` refuse it (SEQ_TOO_LOW), as do nodes holding another
+        value at the same ``seq`` (SEQ_REUSED); :class:`QueryFailed` if no node stored it.
+        """
+        if not value:
+            raise EncodeError("a mutable value cannot be empty")
+        target = m.mutable_target(keypair.public_key)
+        signature = sign_mutable(seq, value, keypair)
+        put = m.encode(m.mutable_put_request, m.MutablePutRequest(keypair.public_key, seq, value, signature))
+        query = await QueryStream(
+            self,
+            C.MUTABLE_GET,
+            target,
+            compact.encode(compact.uint, 0),
+            _map_nothing,
+            nodes=nodes,
+            timeout=timeout,
+        ).finished()
+
+        async def commit(reply: QueryReply) -> Reply:
+            token = reply.response.token
+            if token is None:
+                raise QueryFailed("closest node gave no token", node=str(reply.address))
+            return await self.node.request(
+                C.MUTABLE_PUT, reply.address, target=target, value=put, token=token
+            )
+
+        result = await self._commit_all(target, query, commit)
+        return PutResult(target, result.closest_nodes, result.committed, seq, signature)
+
+    def mutable_get_all(
+        self,
+        public_key: bytes,
+        *,
+        seq: int = 0,
+        nodes: Sequence[AddressLike] = (),
+        timeout: float = DEFAULT_QUERY_TIMEOUT,
+    ) -> QueryStream[MutableRecord]:
+        """Every verified mutable record of ``public_key`` with at least ``seq``, as nodes answer."""
+        target = m.mutable_target(public_key)
+
+        def verified(reply: QueryReply) -> MutableRecord | None:
+            value = reply.response.value
+            if not value:
+                return None
+            got = m.decode(m.mutable_get_response, value)
+            if got.seq < seq or not verify_mutable(got.signature, got.seq, got.value, public_key):
+                return None
+            return MutableRecord(got.seq, got.value, got.signature, reply.address)
+
+        return QueryStream(
+            self,
+            C.MUTABLE_GET,
+            target,
+            compact.encode(compact.uint, seq),
+            verified,
+            nodes=nodes,
+            timeout=timeout,
+        )
+
+    async def mutable_get(
+        self, public_key: bytes, *, seq: int = 0, latest: bool = True, **options: Any
+    ) -> MutableRecord | None:
+        """The newest verified record of ``public_key`` (or the first one, ``latest=False``)."""
+        best: MutableRecord | None = None
+        async for record in self.mutable_get_all(public_key, seq=seq, **options):
+            if not latest:
+                return record
+            if best is None or record.seq > best.seq:
+                best = record
+        return best
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    async def _commit_all(
+        self, target: bytes, query: Query, commit: Callable[[QueryReply], Awaitable[Reply]]
+    ) -> PutResult:
+        replies = list(query.closest_replies)
+        if not replies:
+            raise QueryFailed("too few nodes responded", target=target.hex())
+        results = await asyncio.gather(*(commit(r) for r in replies), return_exceptions=True)
+        ok = [r for r in results if isinstance(r, Reply) and r.error == 0]
+        if not ok:
+            first = next((r for r in results if isinstance(r, BaseException)), None)
+            if isinstance(first, asyncio.CancelledError):
+                raise first
+            errors = sorted({r.error for r in results if isinstance(r, Reply)})
+            raise QueryFailed(
+                "no node accepted the commit", target=target.hex(), errors=errors, cause=repr(first)
+            )
+        return PutResult(target, tuple(query.closest_nodes), len(ok))
+
+
+_STORAGE_COMMANDS: Final = frozenset(
+    {
+        C.FIND_PEER,
+        C.LOOKUP,
+        C.ANNOUNCE,
+        C.UNANNOUNCE,
+        C.MUTABLE_PUT,
+        C.MUTABLE_GET,
+        C.IMMUTABLE_PUT,
+        C.IMMUTABLE_GET,
+        C.PLUGIN,  # no plugins here: accepted and left unanswered, as JS does for unknown ones
+    }
+)
+
+
+def _map_nothing(reply: QueryReply) -> None:
+    return None
+
+
+def _check_target(target: bytes) -> None:
+    if len(target) != 32:
+        raise EncodeError("a DHT target is 32 bytes", length=len(target))
+
+
+__all__ = [
+    "PUBLIC_BOOTSTRAP",
+    "FindPeerReply",
+    "HyperDht",
+    "ImmutableRecord",
+    "LookupReply",
+    "MutableRecord",
+    "PeerRecord",
+    "PutResult",
+    "QueryFailed",
+    "QueryStream",
+]
