@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import struct
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,6 +21,7 @@ from hyperlobby.swarm.udx_protocol import (
     HEADER_SIZE,
     Packet,
     StreamClosed,
+    StreamData,
     StreamMessage,
     UdxStreamState,
     decode_packet,
@@ -169,7 +171,55 @@ def test_forged_packets_never_raise(garbage: list[bytes], salt: int) -> None:
         assert state._inflight_pkts >= 0 and state._inflight_bytes >= 0 and state.send_buffered >= 0
 
 
-def transfer(pattern: list[int], size_a: int, size_b: int, seed: int, **opts: int) -> Network:
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.tuples(st.integers(0, 0x3F), st.integers(0, 3), st.integers(0, 40), st.binary(max_size=8))),
+    st.integers(21, 40),
+)
+def test_forged_coalesced_runs_never_raise(fields: list[tuple[int, int, int, bytes]], segment: int) -> None:
+    """A coalesced read glued from hostile datagrams (any flags, data offsets, sequence
+    numbers and stream ids, a short tail): receive_run takes at most its in-order prefix
+    and never raises; the rest goes through receive() as the socket would send it."""
+    b = UdxStreamState(2, remote_id=1, recv_window=200)
+    parts = []
+    for flags, offset, seq, tail in fields:
+        stream_id = 2 if seq % 5 else 3
+        body = (tail * segment)[: segment - HEADER_SIZE]
+        parts.append(bytes([0xFF, 1, flags, offset]) + struct.pack("<IIII", stream_id, 9999, seq, 0) + body)
+    if parts:
+        parts[-1] = parts[-1][: HEADER_SIZE + len(fields) % 7]
+    buffer = b"".join(parts)
+    events, used = b.receive_run(buffer, segment, 0.0)
+    assert 0 <= used <= len(buffer) and (used % segment == 0 or used == len(buffer))
+    assert sum(len(e.data) for e in events if isinstance(e, StreamData)) == b.unread_bytes
+    for k in range(used, len(buffer), segment):
+        b.receive(buffer[k : k + segment], 0.0)
+    assert b._inflight_pkts == 0 and b.unread_bytes >= 0
+
+
+def test_coalesced_run_stops_at_another_streams_packet() -> None:
+    """GRO glues datagrams by sender address, not by stream: a run must end where a packet
+    for another stream id, a gap or an END starts, leaving that to be routed on its own."""
+    a = UdxStreamState(1, remote_id=2, max_payload=100)
+    b = UdxStreamState(2, remote_id=1, max_payload=100)
+    data = bytes(range(250)) * 2
+    a.write(data)
+    a.end()
+    d = a.packets_to_send(0.0)
+    assert [len(x) for x in d] == [120] * 5 and d[4][2] == FLAG_DATA | FLAG_END
+    foreign = d[2][:4] + (7).to_bytes(4, "little") + d[2][8:]
+    events, used = b.receive_run(b"".join([d[0], d[1], foreign, d[3]]), 120, 0.0)
+    assert (events, used) == ([StreamData(data[:200])], 240)
+    assert b.receive_run(b"".join([d[3], d[4]]), 120, 0.0) == ([], 0)  # a gap: d[2] is missing
+    events, used = b.receive_run(b"".join(d[2:]), 120, 0.0)
+    assert (events, used) == ([StreamData(data[200:400])], 240)  # the END packet is left over
+    events = b.receive(d[4], 0.0)
+    assert events[0] == StreamData(data[400:]) and b.remote_ended
+
+
+def transfer(
+    pattern: list[int], size_a: int, size_b: int, seed: int, coalesce: bool = False, **opts: int
+) -> Network:
     rng = random.Random(seed)
     a = UdxStreamState(1, remote_id=2, **opts)
     b = UdxStreamState(2, remote_id=1, **opts)
@@ -178,7 +228,7 @@ def transfer(pattern: list[int], size_a: int, size_b: int, seed: int, **opts: in
     a.end()
     b.write(data_b)
     b.end()
-    net = Network(a, b, pattern)
+    net = Network(a, b, pattern, coalesce=coalesce)
     net.run()
     side_a, side_b = net.sides
     assert bytes(side_b.received) == data_a
@@ -197,20 +247,40 @@ FATES = st.sampled_from([0, 0, 0, 1, 2, 3, 5, 6, DROP, DROP, DUPLICATE])
     size_a=st.integers(0, 120_000),
     size_b=st.integers(0, 20_000),
     seed=st.integers(0, 2**32 - 1),
+    coalesce=st.booleans(),
 )
 def test_every_byte_once_in_order_despite_loss_duplication_reordering(
-    pattern: list[int], size_a: int, size_b: int, seed: int
+    pattern: list[int], size_a: int, size_b: int, seed: int, coalesce: bool
 ) -> None:
-    transfer(pattern, size_a, size_b, seed)
+    transfer(pattern, size_a, size_b, seed, coalesce)
 
 
+@pytest.mark.parametrize("coalesce", [False, True])
 @pytest.mark.parametrize("seed", range(12))
-def test_larger_transfers_under_random_loss(seed: int) -> None:
+def test_larger_transfers_under_random_loss(seed: int, coalesce: bool) -> None:
     """Hypothesis favours small cases; these are bigger (up to ~300 packets each way)."""
     rng = random.Random(seed)
     choices = [0, 0, 0, 0, 3, 5, 6, DROP, DUPLICATE]
     pattern = [rng.choice(choices) for _ in range(rng.randint(50, 600))]
-    transfer(pattern, rng.randint(100_000, 350_000), rng.randint(0, 50_000), seed)
+    transfer(pattern, rng.randint(100_000, 350_000), rng.randint(0, 50_000), seed, coalesce)
+
+
+def test_coalesced_reads_take_whole_runs() -> None:
+    """On a clean network nearly every data packet arrives in a run (a GRO read) and is taken
+    by receive_run; the bytes still come out once each, in order."""
+    net = transfer([], 1_000_000, 0, 3, True, max_payload=2028)
+    data_packets = -(-1_000_000 // 2028)
+    assert net.coalesced >= data_packets * 0.9
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_coalesced_reads_with_duplicates_and_reordering(seed: int) -> None:
+    """Runs that hold duplicates, packets from the past and gaps: receive_run must take only
+    the in-order prefix and leave the rest to receive()."""
+    rng = random.Random(seed)
+    pattern = [rng.choice([0, 0, 0, 0, 0, 0, 1, DROP, DUPLICATE]) for _ in range(3000)]
+    net = transfer(pattern, 600_000, 60_000, seed, True, max_payload=1452)
+    assert net.coalesced > 0
 
 
 def test_heavy_loss_burst_then_recovery() -> None:
@@ -220,18 +290,20 @@ def test_heavy_loss_burst_then_recovery() -> None:
     assert net.sides[0].state.retransmits > 0
 
 
-def test_tiny_receive_window_and_payload() -> None:
-    transfer([0, 3, DROP, 5] * 50, 50_000, 5_000, 2, recv_window=3000, max_payload=500)
+@pytest.mark.parametrize("coalesce", [False, True])
+def test_tiny_receive_window_and_payload(coalesce: bool) -> None:
+    transfer([0, 3, DROP, 5] * 50, 50_000, 5_000, 2, coalesce, recv_window=3000, max_payload=500)
 
 
-def test_sequence_numbers_wrap() -> None:
+@pytest.mark.parametrize("coalesce", [False, True])
+def test_sequence_numbers_wrap(coalesce: bool) -> None:
     a = UdxStreamState(1, remote_id=2, initial_seq=2**32 - 5)
     b = UdxStreamState(2, remote_id=1, remote_initial_seq=2**32 - 5)
     data = bytes(range(256)) * 100
     a.write(data)
     a.end()
     b.end()
-    net = Network(a, b, [0, DROP, 3] * 20)
+    net = Network(a, b, [0, DROP, 3] * 20, coalesce=coalesce)
     net.run()
     assert bytes(net.sides[1].received) == data
     assert net.sides[0].closed == StreamClosed(None)

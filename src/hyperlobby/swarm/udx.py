@@ -59,7 +59,10 @@ from hyperlobby.swarm.udx_protocol import (
     DEFAULT_RECV_WINDOW,
     DEFAULT_TIMEOUT,
     LINGER,
+    MAX_BURST_BYTES,
+    MAX_BURST_PACKETS,
     MAX_UDX_NATIVE_PAYLOAD,
+    Burst,
     StreamClosed,
     StreamData,
     StreamEnd,
@@ -86,8 +89,8 @@ _LINUX = sys.platform.startswith("linux")
 _SOL_UDP = 17
 _UDP_SEGMENT = 103  # linux/udp.h: send-side segmentation offload
 _UDP_GRO = 104  # linux/udp.h: receive-side coalescing; the segment size comes back in a cmsg
-_GSO_MAX_SEGMENTS = 64
-_GSO_MAX_BYTES = 65000
+_GSO_MAX_SEGMENTS = MAX_BURST_PACKETS
+_GSO_MAX_BYTES = MAX_BURST_BYTES
 _CMSG_SPACE = _socket.CMSG_SPACE(4) if hasattr(_socket, "CMSG_SPACE") else 0
 MAX_BACKLOG = 4096
 DEFAULT_HIGH_WATER = 4 * 1024 * 1024
@@ -174,7 +177,7 @@ class UdxSocket:
             except OSError:
                 pass
         self._loop = asyncio.get_running_loop()
-        self._backlog: deque[tuple[bytes, Address]] = deque()
+        self._backlog: deque[tuple[bytes | bytearray, Address]] = deque()
         self._writer_on = False
         self._closed = False
         self.on_message: Callable[[bytes, Address], None] | None = None
@@ -242,7 +245,7 @@ class UdxSocket:
 
     # --- internals -----------------------------------------------------------------------------
 
-    def _sendto(self, data: bytes, address: Address) -> None:
+    def _sendto(self, data: bytes | bytearray, address: Address) -> None:
         if self._closed:
             return
         if self._backlog:
@@ -256,42 +259,55 @@ class UdxSocket:
             if exc.errno not in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EMSGSIZE):
                 raise
 
-    def _send_batch(self, datagrams: list[bytes], address: Address) -> None:
-        """Send datagrams in order, folding runs of equal size into one GSO sendmsg."""
-        if not self._gso or len(datagrams) < 2 or self._backlog or self._closed:
+    def _send_bursts(self, bursts: list[Burst], address: Address) -> None:
+        """Send in order: each multi-datagram burst as one GSO ``sendmsg``, and runs of lone
+        datagrams of equal size (retransmissions, say) folded into one as well."""
+        singles: list[bytes | bytearray] = []
+        for buf, segment in bursts:
+            if len(buf) <= segment:
+                if singles and (len(buf) > len(singles[0]) or len(singles[-1]) < len(singles[0])):
+                    self._send_run(singles, address)
+                    singles = []
+                singles.append(buf)
+                if len(singles) >= _GSO_MAX_SEGMENTS or len(singles) * len(singles[0]) >= _GSO_MAX_BYTES:
+                    self._send_run(singles, address)
+                    singles = []
+                continue
+            if singles:
+                self._send_run(singles, address)
+                singles = []
+            self._send_gso(buf, segment, address)
+        if singles:
+            self._send_run(singles, address)
+
+    def _send_run(self, datagrams: list[bytes | bytearray], address: Address) -> None:
+        """Datagrams all of one size but the last (which may be shorter)."""
+        if len(datagrams) == 1 or not self._gso:
             for datagram in datagrams:
                 self._sendto(datagram, address)
+        else:
+            self._send_gso(b"".join(datagrams), len(datagrams[0]), address)
+
+    def _send_gso(self, buf: bytes | bytearray, segment: int, address: Address) -> None:
+        """``buf`` holds datagrams of ``segment`` bytes end to end (the last may be shorter)."""
+        if self._closed:
             return
-        i, n = 0, len(datagrams)
-        while i < n:
-            size = len(datagrams[i])
-            j = i + 1
-            limit = min(n, i + _GSO_MAX_SEGMENTS, i + max(1, _GSO_MAX_BYTES // size))
-            while j < limit and len(datagrams[j]) == size:
-                j += 1
-            if j < limit and len(datagrams[j]) < size:
-                j += 1  # the kernel allows one shorter final segment
-            if j - i == 1 or not self._gso or self._backlog:
-                self._sendto(datagrams[i], address)
-                i += 1
-                continue
+        if self._gso and not self._backlog:
             try:
                 self._sock.sendmsg(
-                    [b"".join(datagrams[i:j])],
-                    [(_SOL_UDP, _UDP_SEGMENT, size.to_bytes(2, sys.byteorder))],
-                    0,
-                    address,
+                    [buf], [(_SOL_UDP, _UDP_SEGMENT, segment.to_bytes(2, sys.byteorder))], 0, address
                 )
+                return
             except (BlockingIOError, InterruptedError):
-                for datagram in datagrams[i:j]:
-                    self._queue(datagram, address)
+                for k in range(0, len(buf), segment):
+                    self._queue(bytes(buf[k : k + segment]), address)
+                return
             except OSError:  # no GSO here (old kernel, odd device): plain sends from now on
                 self._gso = False
-                for datagram in datagrams[i:j]:
-                    self._sendto(datagram, address)
-            i = j
+        for k in range(0, len(buf), segment):
+            self._sendto(bytes(buf[k : k + segment]), address)
 
-    def _queue(self, data: bytes, address: Address) -> None:
+    def _queue(self, data: bytes | bytearray, address: Address) -> None:
         if len(self._backlog) >= MAX_BACKLOG:
             self.dropped_sends += 1
             return
@@ -334,12 +350,30 @@ class UdxSocket:
             if ancillary:
                 segment = _gro_segment(ancillary)
                 if segment and len(data) > segment:
-                    for k in range(0, len(data), segment):
-                        self._route(data[k : k + segment], address, now, touched)
+                    self._route_run(data, segment, address, now, touched)
                     continue
             self._route(data, address, now, touched)
         for stream in touched.values():
             stream._flush()
+
+    def _route_run(
+        self, data: bytes, segment: int, address: Address, now: float, touched: dict[int, UdxStream]
+    ) -> None:
+        """A coalesced read: datagrams of ``segment`` bytes from one sender, end to end.
+
+        When the first names a connected stream of ours at that address, the stream takes the
+        leading run of its in-order data in one go; every other datagram is routed on its own.
+        """
+        start = 0
+        if is_udx(data):
+            stream = self.udx.streams.get(peek_stream_id(data))
+            if stream is not None and stream.socket is self and stream.remote_address == address:
+                events, start = stream.state.receive_run(data, segment, now)
+                if start:
+                    stream._handle(events)
+                    touched[stream.id] = stream
+        for k in range(start, len(data), segment):
+            self._route(data[k : k + segment], address, now, touched)
 
     def _route(self, data: bytes, address: Address, now: float, touched: dict[int, UdxStream]) -> None:
         if is_udx(data):
@@ -610,9 +644,9 @@ class UdxStream:
         socket, address = self.socket, self.remote_address
         if socket is None or address is None:
             return
-        datagrams = self.state.packets_to_send(self._loop.time())
-        if datagrams:
-            socket._send_batch(datagrams, address)
+        bursts = self.state.bursts_to_send(self._loop.time())
+        if bursts:
+            socket._send_bursts(bursts, address)
         if self.state.send_buffered <= self.high_water:
             drained = self._drained
             if drained is not None and not drained.done():
