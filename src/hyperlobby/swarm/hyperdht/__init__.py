@@ -5,6 +5,7 @@ and ``cache`` are sans-IO; ``router`` relays handshakes to servers; ``dht`` is t
 :class:`HyperDht` node; ``announcer`` keeps a server announced.
 """
 
+from hyperlobby.swarm.hyperdht.announcer import Announcer
 from hyperlobby.swarm.hyperdht.dht import (
     PUBLIC_BOOTSTRAP,
     FindPeerReply,
@@ -32,6 +33,7 @@ from hyperlobby.swarm.hyperdht.router import (
 
 __all__ = [
     "PUBLIC_BOOTSTRAP",
+    "Announcer",
     "BadHandshakeReply",
     "BadHolepunchReply",
     "FindPeerReply",
