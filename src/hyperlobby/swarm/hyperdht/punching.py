@@ -1,0 +1,400 @@
+"""Holepunching on real sockets: a punch socket per attempt, and both sides' rounds.
+
+Theory of operation
+-------------------
+hyperdht punches from a fresh UDP socket per connection attempt (its socket pool), in the
+same UDX namespace as the node's main socket so the connection's stream can run over it once
+a path opens. :class:`PunchSocket` is that socket: it sends 1-byte probes, reports probes that
+arrive, and speaks just enough dht-rpc to (a) ping DHT nodes so :class:`NatSampler` learns how
+this very socket looks from outside, and (b) send the client's PEER_HOLEPUNCH requests *from*
+it, so the relay and the server see the socket that will punch.
+
+:class:`ServerPunch` answers PEER_HOLEPUNCH rounds the way server.js ``_onpeerholepunch`` does;
+:class:`ClientPunch` runs connect.js's probe round and punch round. The decisions themselves
+(NAT kind, strategy, probe schedule) are the sans-IO ones in :mod:`holepuncher`. Only the
+consistent/consistent strategy probes here: random-port guessing and birthday sockets (for
+RANDOM NATs) are reported as not possible (``REMOTE_NOT_HOLEPUNCHABLE``) rather than run.
+
+Every wait is bounded; a PunchSocket that does not end up carrying the connection is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from hyperlobby.errors import DecodeError, HyperlobbyError, ProtocolError
+from hyperlobby.swarm.dht_rpc import PING, Address, IncomingRequest, Request, Response, decode_message
+from hyperlobby.swarm.dht_rpc.messages import encode_request
+from hyperlobby.swarm.hyperdht import constants as C
+from hyperlobby.swarm.hyperdht import messages as m
+from hyperlobby.swarm.hyperdht.holepuncher import (
+    HOLEPUNCH_PROBE,
+    NatSampler,
+    Puncher,
+    Strategy,
+    consistent_probe_schedule,
+)
+from hyperlobby.swarm.hyperdht.noise_wrap import HandshakeFinal
+from hyperlobby.swarm.hyperdht.secure_payload import SecurePayload
+from hyperlobby.swarm.udx import UdxSocket
+
+if TYPE_CHECKING:
+    from hyperlobby.swarm.hyperdht.dht import HyperDht
+
+NAT_SAMPLE_TIMEOUT = 2.0
+REQUEST_TIMEOUT = 1.0
+REQUEST_RETRIES = 3
+
+OnSocket = Callable[[UdxSocket, str, int], None]
+
+
+class HolepunchError(ProtocolError):
+    """A holepunch could not be completed (aborted, unreachable NATs, bad payloads)."""
+
+
+class PunchSocket:
+    """A UDP socket for one holepunch attempt (see the module docstring)."""
+
+    def __init__(self, socket: UdxSocket) -> None:
+        self.socket = socket
+        self.on_probe: Callable[[Address], None] | None = None
+        self._inflight: dict[int, tuple[Address, asyncio.Future[Response]]] = {}
+        self._tid = random.randrange(0x10000)
+        self.kept = False
+        socket.on_message = self._on_message
+
+    @classmethod
+    async def open(cls, dht: HyperDht) -> PunchSocket:
+        main = dht.node.socket
+        sock = await main.udx.bind(main.address[0], 0)
+        return cls(sock)
+
+    @property
+    def address(self) -> Address:
+        return Address(*self.socket.address)
+
+    def probe(self, to: Address) -> None:
+        self.socket.send(HOLEPUNCH_PROBE, (to.host, to.port))
+
+    async def request(
+        self,
+        command: int,
+        to: Address,
+        *,
+        target: bytes | None = None,
+        value: bytes | None = None,
+        internal: bool = False,
+        timeout: float = REQUEST_TIMEOUT,
+        retries: int = REQUEST_RETRIES,
+    ) -> Response:
+        """One dht-rpc request from this socket; raises :class:`HolepunchError` on timeout."""
+        tid = self._tid
+        self._tid = (self._tid + 1) & 0xFFFF
+        data = encode_request(
+            Request(tid=tid, to=to, command=command, internal=internal, target=target, value=value)
+        )
+        fut: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self._inflight[tid] = (to, fut)
+        try:
+            for _ in range(retries + 1):
+                if self.socket.closed:
+                    break
+                self.socket.send(data, (to.host, to.port))
+                with contextlib.suppress(TimeoutError):
+                    return await asyncio.wait_for(asyncio.shield(fut), timeout)
+        finally:
+            self._inflight.pop(tid, None)
+            if not fut.done():
+                fut.cancel()
+        raise HolepunchError("no answer to a request from the punch socket", to=str(to))
+
+    async def sample_nat(self, nat: NatSampler, nodes: list[Address], *, count: int = 4) -> None:
+        """Ping up to ``count`` DHT nodes from this socket; each answer is a NAT sample."""
+
+        async def one(node: Address) -> None:
+            try:
+                res = await self.request(PING, node, internal=True, timeout=0.5, retries=1)
+            except HolepunchError:
+                return
+            nat.add(res.to, node)
+
+        tasks = [asyncio.get_running_loop().create_task(one(n)) for n in nodes[:count]]
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=NAT_SAMPLE_TIMEOUT)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        nat.give_up()
+
+    def _on_message(self, data: bytes, source: tuple[str, int]) -> None:
+        addr = Address(source[0], source[1])
+        if len(data) <= 1:
+            if self.on_probe is not None:
+                self.on_probe(addr)
+            return
+        try:
+            msg = decode_message(data)
+        except (DecodeError, ValueError, HyperlobbyError):
+            return
+        if not isinstance(msg, Response):
+            return
+        entry = self._inflight.get(msg.tid)
+        if entry is None or entry[0].host != addr.host:
+            return
+        if not entry[1].done():
+            entry[1].set_result(msg)
+
+    async def close(self) -> None:
+        if not self.kept:
+            await self.socket.close()
+
+
+class ServerPunch:
+    """The server's side of one holepunch (server.js ``_onpeerholepunch``)."""
+
+    def __init__(
+        self, dht: HyperDht, final: HandshakeFinal, punch: PunchSocket, remote_firewall: int
+    ) -> None:
+        self.dht = dht
+        self.payload = SecurePayload(final.holepunch_secret)
+        self.punch = punch
+        self.nat = NatSampler(firewalled=dht.node.firewalled)
+        self.puncher = Puncher(False, self.nat, remote_firewall)
+        self.round = 0
+        self.on_socket: OnSocket | None = None
+        self._sampling: asyncio.Task[None] | None = None
+        self._probing: asyncio.Task[None] | None = None
+        punch.on_probe = self._on_probe
+
+    @classmethod
+    async def open(
+        cls, dht: HyperDht, final: HandshakeFinal, remote_firewall: int, on_socket: OnSocket
+    ) -> ServerPunch:
+        sp = cls(dht, final, await PunchSocket.open(dht), remote_firewall)
+        sp.on_socket = on_socket
+        nodes = dht.node.nodes()
+        sp._sampling = asyncio.get_running_loop().create_task(sp.punch.sample_nat(sp.nat, nodes))
+        return sp
+
+    @property
+    def socket(self) -> UdxSocket:
+        return self.punch.socket
+
+    def keep_socket(self, socket: UdxSocket) -> None:
+        """The connection runs over ``socket``: keep it open if it is ours."""
+        if socket is self.punch.socket:
+            self.punch.kept = True
+
+    def close(self) -> None:
+        self.puncher.destroyed = True
+        for task in (self._sampling, self._probing):
+            if task is not None and not task.done():
+                task.cancel()
+        asyncio.get_running_loop().create_task(self.punch.close())
+
+    def _on_probe(self, source: Address) -> None:
+        if self.puncher.on_probe(source):
+            self.punch.probe(source)  # the responder echoes so the initiator's NAT lets us in
+
+    def _abort(self, error: int = C.ERROR_ABORTED) -> tuple[bytes, UdxSocket | None]:
+        sealed = self.payload.encrypt(
+            m.HolepunchPayload(error=error, firewall=C.FIREWALL_UNKNOWN, round=self.round)
+        )
+        self.close()
+        return sealed, None
+
+    async def _analyze(self) -> bool:
+        if self._sampling is not None:
+            with contextlib.suppress(asyncio.CancelledError, HyperlobbyError):
+                await asyncio.wait_for(asyncio.shield(self._sampling), NAT_SAMPLE_TIMEOUT + 1)
+        return not self.puncher.unstable()
+
+    async def on_round(
+        self, sealed: bytes, peer_address: Address, req: IncomingRequest, from_relay: bool
+    ) -> tuple[bytes, UdxSocket | None] | None:
+        remote = self.payload.decrypt(sealed)
+        if remote is None or self.puncher.destroyed:
+            return None
+        if remote.error != C.ERROR_NONE:
+            self.round = max(self.round, remote.round)
+            return self._abort()
+        token = self.payload.token(peer_address.host)
+        echoed = from_relay and remote.remote_token is not None and remote.remote_token == token
+        if remote.round >= self.round:
+            self.round = remote.round
+            self.puncher.update_remote(
+                punching=remote.punching,
+                firewall=remote.firewall,
+                addresses=remote.addresses,
+                verified=peer_address.host if echoed else None,
+            )
+        stable = await self._analyze()
+        if self.puncher.destroyed:
+            return None
+        if not stable:
+            return self._abort()
+        nat_addresses = self.nat.addresses or []
+        if (
+            self.nat.firewall in (C.FIREWALL_OPEN, C.FIREWALL_CONSISTENT)
+            and remote.remote_address is not None
+            and remote.remote_address in nat_addresses
+        ):
+            self.punch.probe(peer_address)  # fast open: the client already opened a session to us
+        if self.puncher.remote_holepunching:
+            strategy = self.puncher.strategy()
+            if strategy is not Strategy.CONSISTENT:
+                return self._abort()
+            self.puncher.punching = True
+            self._probing = asyncio.get_running_loop().create_task(self._probe_loop())
+        if self.nat.firewall != C.FIREWALL_UNKNOWN:
+            self.nat.freeze()
+        sealed_reply = self.payload.encrypt(
+            m.HolepunchPayload(
+                error=C.ERROR_NONE,
+                firewall=self.nat.firewall,
+                round=self.round,
+                connected=self.puncher.connected,
+                punching=self.puncher.punching,
+                addresses=tuple(nat_addresses) if self.nat.addresses is not None else None,
+                token=token if from_relay else None,
+                remote_token=remote.token,
+            )
+        )
+        return sealed_reply, self.punch.socket
+
+    async def _probe_loop(self) -> None:
+        await _run_schedule(self.punch, self.puncher)
+
+
+async def _run_schedule(punch: PunchSocket, puncher: Puncher) -> None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for delay, addr in consistent_probe_schedule(puncher.remote_addresses, is_initiator=puncher.is_initiator):
+        wait = start + delay - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        if not puncher.punching or puncher.destroyed or puncher.connected:
+            return
+        punch.probe(addr)
+
+
+class ClientPunch:
+    """The client's side: connect.js ``probeRound`` then ``roundPunch`` through one relay."""
+
+    def __init__(
+        self,
+        dht: HyperDht,
+        final: HandshakeFinal,
+        punch: PunchSocket,
+        target: bytes,
+        holepunch_id: int,
+        remote_firewall: int,
+        on_socket: OnSocket,
+    ) -> None:
+        self.dht = dht
+        self.payload = SecurePayload(final.holepunch_secret)
+        self.punch = punch
+        self.target = target
+        self.id = holepunch_id
+        self.nat = NatSampler(firewalled=dht.node.firewalled)
+        self.puncher = Puncher(True, self.nat, remote_firewall)
+        self.round = 0
+        self.on_socket = on_socket
+        punch.on_probe = self._on_probe
+
+    def _on_probe(self, source: Address) -> None:
+        was = self.puncher.connected
+        self.puncher.on_probe(source)
+        if self.puncher.connected and not was:
+            self.punch.kept = True
+            self.on_socket(self.punch.socket, source.host, source.port)
+
+    async def _round(
+        self, relay: m.RelayInfo, payload: m.HolepunchPayload, peer_address: Address
+    ) -> m.HolepunchPayload:
+        value = m.encode(
+            m.holepunch,
+            m.Holepunch(C.FROM_CLIENT, self.id, self.payload.encrypt(payload), peer_address=peer_address),
+        )
+        res = await self.punch.request(C.PEER_HOLEPUNCH, relay.relay_address, target=self.target, value=value)
+        try:
+            hp = m.decode(m.holepunch, res.value or b"")
+        except (DecodeError, ValueError, HyperlobbyError):
+            raise HolepunchError("bad holepunch reply") from None
+        if hp.mode != C.REPLY:
+            raise HolepunchError("bad holepunch reply", mode=hp.mode)
+        self.nat.add(res.to, relay.relay_address)
+        remote = self.payload.decrypt(hp.payload)
+        if remote is None:
+            raise HolepunchError("invalid holepunch payload")
+        if remote.error != C.ERROR_NONE:
+            raise HolepunchError("remote aborted the holepunch", error=remote.error)
+        echoed = (
+            remote.remote_token is not None
+            and payload.token is not None
+            and remote.remote_token == payload.token
+        )
+        self.puncher.update_remote(
+            punching=remote.punching,
+            firewall=remote.firewall,
+            addresses=remote.addresses,
+            verified=peer_address.host if echoed else None,
+        )
+        return remote
+
+    async def run(self, server_address: Address, relay: m.RelayInfo) -> None:
+        """Probe, then punch; returns once probing started (the connection comes by on_socket)."""
+        nodes = self.dht.node.nodes()
+        sampling = asyncio.get_running_loop().create_task(self.punch.sample_nat(self.nat, nodes))
+        self.punch.probe(server_address)  # fast open toward where the relay saw the server
+        try:
+            await asyncio.wait_for(asyncio.shield(sampling), NAT_SAMPLE_TIMEOUT + 1)
+        except TimeoutError:
+            sampling.cancel()
+        probe = m.HolepunchPayload(
+            firewall=self.nat.firewall,
+            round=self.round,
+            addresses=tuple(self.nat.addresses) if self.nat.addresses is not None else None,
+            remote_address=server_address,
+        )
+        self.round += 1
+        first = await self._round(relay, probe, relay.peer_address)
+        if (
+            self.puncher.unstable()
+            or self.puncher.remote_firewall == C.FIREWALL_UNKNOWN
+            or first.token is None
+        ):
+            raise HolepunchError(
+                "holepunch probe did not settle", remote_firewall=self.puncher.remote_firewall
+            )
+        self.nat.freeze()
+        punch = m.HolepunchPayload(
+            firewall=self.nat.firewall,
+            round=self.round,
+            punching=True,
+            addresses=tuple(self.nat.addresses) if self.nat.addresses is not None else None,
+            token=self.payload.token(server_address.host),
+            remote_token=first.token,
+        )
+        self.round += 1
+        await self._round(relay, punch, relay.peer_address)
+        if not self.puncher.remote_holepunching:
+            raise HolepunchError("remote is not holepunching")
+        if self.puncher.strategy() is not Strategy.CONSISTENT:
+            raise HolepunchError(
+                "remote is not holepunchable from here", strategy=self.puncher.strategy().value
+            )
+        self.puncher.punching = True
+        await _run_schedule(self.punch, self.puncher)
+
+    def close(self) -> None:
+        self.puncher.destroyed = True
+        asyncio.get_running_loop().create_task(self.punch.close())
+
+
+__all__ = ["ClientPunch", "HolepunchError", "PunchSocket", "ServerPunch"]
