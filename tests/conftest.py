@@ -123,6 +123,12 @@ def _guard_sendmsg(original: _F) -> _F:
     return sendmsg  # type: ignore[return-value]
 
 
+# Processes the tests start (CLI nodes, bench children) inherit this: hyperlobby refuses any DHT
+# bootstrap node off loopback, the public default included (hyperlobby.swarm.bootstrap).
+os.environ["HYPERLOBBY_LOOPBACK_ONLY"] = "1"
+os.environ.pop("HYPERLOBBY_BOOTSTRAP", None)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def loopback_guard() -> Iterator[None]:
     cls = socket.socket

@@ -76,7 +76,7 @@ async def test_cli_through_a_node(tmp_path: Path) -> None:
     home = str(tmp_path / "n")
     assert (await _cli("init", "--name", "Nodey", "--home", home))[0] == 0
     async with NodeProcs() as nodes:
-        await nodes.start("n", Path(home), "--interval", "0.5")
+        await nodes.start("n", Path(home), "--interval", "0.5", "--no-dht")
         code, out, _ = await _cli("whoami", "--home", home, "--json")
         assert code == 0 and json.loads(out)["node"] is True
         code, _, err = await _cli("friends", "add", STRANGER, "--wait", "0.3", "--home", home)
@@ -91,7 +91,7 @@ async def test_cli_through_a_node(tmp_path: Path) -> None:
         code, out, _ = await _cli("whoami", "--home", home, "--json")
         assert json.loads(out)["hosting"]["name"] == "R"
         # a second node for the same home is refused
-        code, _, err = await _cli("serve", "--home", home)
+        code, _, err = await _cli("serve", "--home", home, "--no-dht")
         assert code == 1 and "in use" in err
         assert await nodes.stop("n") == 0
     # the clean stop (SIGTERM) removed session.json from the archive

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from hyperlobby import __version__
-from hyperlobby.cli import drive, lobby, social
+from hyperlobby.cli import dht, drive, lobby, social
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     drive.register(subparsers)
     social.register(subparsers)
     lobby.register(subparsers)
+    dht.register(subparsers)
     return parser
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hyperlobby.cli.dht import add_dht_options, bootstrap_option
 from hyperlobby.drive import Hyperdrive
 from hyperlobby.errors import AdmissionRefused, HyperlobbyError, LobbyError, SocialError
 from hyperlobby.lobby.lobby import HOST_FILE, KINDS, LobbyEvent, Member, detect_kind, guest_lobby, host_lobby
@@ -60,6 +61,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="JSON lines on stdout")
     p.add_argument("--listen", help="HOST:PORT to accept peers on (e.g. 127.0.0.1:0)")
     p.add_argument("--peer", action="append", default=[], help="HOST:PORT of a peer to keep connected")
+    add_dht_options(p)
     p.add_argument("--loopback", action="store_true", help="WebRTC on 127.0.0.1 only (tests, demos)")
 
 
@@ -109,6 +111,7 @@ def _options(args: argparse.Namespace) -> NodeOptions:
     return NodeOptions(
         listen=None if args.listen is None else parse_address(args.listen),
         peers=tuple(parse_address(p) for p in args.peer),
+        bootstrap=bootstrap_option(args),
         poll_s=0.5,
         control_socket=False,
     )

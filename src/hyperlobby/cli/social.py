@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hyperlobby.cli.dht import add_dht_options, bootstrap_option
 from hyperlobby.errors import HyperlobbyError, SocialError
 from hyperlobby.social.control import (
     NodeNotRunning,
@@ -83,6 +84,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("serve", parents=[common], help="run the node for this home")
     p.add_argument("--listen", help="HOST:PORT to accept peers on (e.g. 127.0.0.1:0)")
     p.add_argument("--peer", action="append", default=[], help="HOST:PORT of a peer to keep connected")
+    add_dht_options(p)
     p.add_argument("--interval", type=float, default=DEFAULT_INTERVAL_MS / 1000, help="heartbeat seconds")
     p.add_argument("--grace", type=float, default=DEFAULT_GRACE_MS / 1000, help="staleness grace seconds")
     p.add_argument("--depth", type=int, choices=[1, 2], default=1, help="2: follow friends of friends")
@@ -307,6 +309,7 @@ def _serve(args: argparse.Namespace, home: Path) -> int:
         depth=args.depth,
         listen=None if args.listen is None else parse_address(args.listen),
         peers=tuple(parse_address(p) for p in args.peer),
+        bootstrap=bootstrap_option(args),
         poll_s=max(0.2, min(5.0, args.interval)),
     )
     return asyncio.run(_serve_async(args, home, options))

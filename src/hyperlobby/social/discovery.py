@@ -8,8 +8,13 @@ archives both sides hold (friends of friends included).
 
 :class:`DirectDiscovery` is the implementation for static addresses (``--peer HOST:PORT``): it
 keeps one connection to each address, reconnecting with a capped backoff when it drops, and
-ignores topics (any peer may hold any archive). A DHT implementation plugs in by implementing
-the same four methods; nothing in the node changes.
+ignores topics (any peer may hold any archive). :class:`DhtDiscovery` finds peers on the
+HyperDHT instead: each topic is joined on a :class:`~hyperlobby.swarm.hyperswarm.Swarm` (so we
+announce ourselves under every archive we follow and look up everyone else who does), and every
+connection the swarm makes, in either direction, is adopted by the Replication. The swarm
+authenticates with the Replication's key pair, so a friend's node is recognised by its Noise
+key exactly as over ``--peer``. :class:`CombinedDiscovery` runs several at once (``--peer`` and
+the DHT together).
 """
 
 from __future__ import annotations
@@ -17,10 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 from hyperlobby.errors import HyperlobbyError, SocialError
+from hyperlobby.swarm.bootstrap import check_loopback, parse_bootstrap
+from hyperlobby.swarm.hyperswarm import PeerDiscoverySession, PeerInfo, Swarm
+from hyperlobby.swarm.hyperswarm.dht_protocol import Connection, Dht
 from hyperlobby.wire.replication import Replication
 
 _log = logging.getLogger(__name__)
@@ -120,4 +129,145 @@ class DirectDiscovery:
         self._tasks.clear()
 
 
-__all__ = ["Address", "DirectDiscovery", "Discovery", "parse_address"]
+class _Adopts(Protocol):
+    def adopt(self, conn: Any) -> asyncio.Future[None]: ...
+
+
+class DhtDiscovery:
+    """Find peers by topic on the HyperDHT through a :class:`Swarm`; see the module doc.
+
+    Give either ``bootstrap`` (``HOST:PORT`` strings; a DHT node is created on ``start`` and
+    closed by ``close``) or a ready ``dht``. ``swarm_options`` go to :class:`Swarm` (max_peers,
+    firewall, backoffs, ...). Topics joined before ``start`` are joined when it runs.
+    """
+
+    def __init__(
+        self,
+        *,
+        bootstrap: Sequence[str] = (),
+        dht: Dht | None = None,
+        host: str | None = None,
+        port: int = 0,
+        **swarm_options: Any,
+    ) -> None:
+        if dht is None and not bootstrap:
+            raise SocialError("DHT discovery needs bootstrap nodes (or a DHT)")
+        self.bootstrap = tuple(str(n) for n in parse_bootstrap(list(bootstrap)))
+        self.dht = dht
+        self.host = host
+        self.port = port
+        self.swarm: Swarm | None = None
+        self.swarm_options = swarm_options
+        self.adopted = 0
+        self._replication: Replication | None = None
+        self._topics: dict[bytes, PeerDiscoverySession | None] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def start(self, replication: Replication) -> None:
+        self._replication = replication
+        owns = self.dht is None
+        if self.dht is None:
+            nodes = parse_bootstrap(list(self.bootstrap))
+            check_loopback(nodes)
+            from hyperlobby.swarm.hyperdht.dht import HyperDht
+
+            # a loopback network binds loopback; otherwise all interfaces, to be reachable
+            host = self.host or ("127.0.0.1" if all(n.loopback for n in nodes) else "0.0.0.0")
+            self.dht = cast(Dht, await HyperDht.create(bootstrap=self.bootstrap, host=host, port=self.port))
+        self.swarm = Swarm(
+            self.dht,
+            keypair=replication.key_pair,
+            on_connection=self._on_connection,
+            owns_dht=owns,
+            **self.swarm_options,
+        )
+        for topic in list(self._topics):
+            self._topics[topic] = self.swarm.join(topic)
+
+    def join(self, topic: bytes) -> None:
+        if topic in self._topics:
+            return
+        self._topics[topic] = None if self.swarm is None else self.swarm.join(topic)
+
+    def leave(self, topic: bytes) -> None:
+        if topic not in self._topics:
+            return
+        del self._topics[topic]
+        if self.swarm is not None and not self.swarm.destroyed:
+            self._spawn(self.swarm.leave(topic))
+
+    async def flush(self) -> bool:
+        """Wait until every joined topic is announced/looked up and dials have settled."""
+        return True if self.swarm is None else await self.swarm.flush()
+
+    def _on_connection(self, conn: Connection, info: PeerInfo) -> None:
+        rep = self._replication
+        if rep is None or rep.closed:
+            conn.close()
+            return
+        self.adopted += 1
+        done = cast(_Adopts, rep).adopt(conn)
+
+        def finished(fut: asyncio.Future[None]) -> None:
+            if not fut.cancelled() and fut.exception() is not None:
+                _log.debug("replication with %s ended: %s", info.public_key.hex()[:16], fut.exception())
+
+        done.add_done_callback(finished)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        if self.swarm is not None:
+            await self.swarm.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+class CombinedDiscovery:
+    """Several discoveries at once (say ``--peer`` addresses and the DHT); each gets every call."""
+
+    def __init__(self, parts: Sequence[Discovery]) -> None:
+        self.parts = list(parts)
+
+    async def start(self, replication: Replication) -> None:
+        for part in self.parts:
+            await part.start(replication)
+
+    def join(self, topic: bytes) -> None:
+        for part in self.parts:
+            part.join(topic)
+
+    def leave(self, topic: bytes) -> None:
+        for part in self.parts:
+            part.leave(topic)
+
+    async def close(self) -> None:
+        for part in self.parts:
+            with contextlib.suppress(Exception):
+                await part.close()
+
+
+def make_discovery(peers: Sequence[Address], bootstrap: Sequence[str] | None) -> Discovery:
+    """``--peer`` addresses, the DHT (``bootstrap`` not None), or both."""
+    direct = DirectDiscovery(list(peers))
+    if bootstrap is None:
+        return direct
+    dht = DhtDiscovery(bootstrap=bootstrap)
+    return dht if not peers else CombinedDiscovery([direct, dht])
+
+
+__all__ = [
+    "Address",
+    "CombinedDiscovery",
+    "DhtDiscovery",
+    "DirectDiscovery",
+    "Discovery",
+    "make_discovery",
+    "parse_address",
+]

@@ -11,7 +11,7 @@ One node runs per home (it holds the home lock). It owns:
   node that follows it.
 * a :class:`~hyperlobby.social.discovery.Discovery` that produces connections. The node joins
   each followed archive's discovery key; :class:`DirectDiscovery` just dials ``--peer``
-  addresses, a DHT later plugs in behind the same interface.
+  addresses, :class:`DhtDiscovery` finds the peers of each key on the HyperDHT.
 * one **follower** task per followed archive: it downloads the archive's db live, and each time
   the db grows (or a periodic poll fires) it reads ``profile.json`` and ``session.json`` (sparse:
   only the blocks of those two files; a file whose entry says it is larger than the cap is never
@@ -41,7 +41,7 @@ from typing import Any
 from hyperlobby.drive import Hyperdrive
 from hyperlobby.errors import HyperlobbyError, ProfileError, SocialError
 from hyperlobby.social.directory import Directory, FileRead, FriendView, Problem, SessionView
-from hyperlobby.social.discovery import Address, DirectDiscovery, Discovery
+from hyperlobby.social.discovery import Address, Discovery, make_discovery
 from hyperlobby.social.identity import Clock, Heartbeat, Identity, system_clock
 from hyperlobby.social.profile import MAX_PROFILE_BYTES, PROFILE_PATH, Profile
 from hyperlobby.social.records import archive_key, canonical_url
@@ -68,6 +68,7 @@ class NodeOptions:
     poll_s: float = 5.0
     listen: Address | None = None
     peers: tuple[Address, ...] = ()
+    bootstrap: tuple[str, ...] | None = None  # DHT bootstrap nodes; None: no DHT (``--peer`` only)
     control_socket: bool = True
 
 
@@ -169,7 +170,7 @@ class Node:
         self.on_problem = on_problem
         kp = identity.drive.core.key_pair
         self.replication = Replication(identity.store, key_pair=kp, on_error=self._peer_error)
-        self.discovery: Discovery = discovery or DirectDiscovery(list(self.options.peers))
+        self.discovery: Discovery = discovery or make_discovery(self.options.peers, self.options.bootstrap)
         self.directory = Directory(
             own_key=identity.key, interval_ms=self.options.interval_ms, grace_ms=self.options.grace_ms
         )
