@@ -235,6 +235,9 @@ def transfer(
     assert bytes(side_a.received) == data_b
     assert side_a.ended and side_b.ended
     assert side_a.closed == StreamClosed(None) and side_b.closed == StreamClosed(None)
+    for state in (a, b):  # everything acked: no packet record, run or in-flight count left
+        assert not state._out and not state._runs and not state._run_starts
+        assert state._inflight_pkts == 0 and state._inflight_bytes == 0 and state.send_buffered == 0
     return net
 
 
@@ -281,6 +284,44 @@ def test_coalesced_reads_with_duplicates_and_reordering(seed: int) -> None:
     pattern = [rng.choice([0, 0, 0, 0, 0, 0, 1, DROP, DUPLICATE]) for _ in range(3000)]
     net = transfer(pattern, 600_000, 60_000, seed, True, max_payload=1452)
     assert net.coalesced > 0
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sizes=st.lists(st.integers(0, 5000), max_size=60),
+    payload=st.sampled_from([100, 1152, 2028]),
+    seed=st.integers(0, 2**32 - 1),
+    coalesce=st.booleans(),
+)
+def test_writes_of_any_size_and_type_arrive_whole(
+    sizes: list[int], payload: int, seed: int, coalesce: bool
+) -> None:
+    """Packets are cut from views of the written chunks: writes of any size (bursts and single
+    packets spanning several writes) and any bytes-like type come out as one byte stream; a
+    bytearray changed after write() must not change what is sent."""
+    rng = random.Random(seed)
+    a = UdxStreamState(1, remote_id=2, max_payload=payload)
+    b = UdxStreamState(2, remote_id=1, max_payload=payload)
+    expected = bytearray()
+    net = Network(a, b, [rng.choice([0, 0, 0, 2, DROP, DUPLICATE]) for _ in range(200)], coalesce=coalesce)
+    for i, size in enumerate(sizes):
+        chunk = rng.randbytes(size)
+        expected += chunk
+        if i % 3 == 1:
+            mutable = bytearray(chunk)
+            a.write(mutable)
+            mutable[:] = bytes(len(mutable))
+        elif i % 3 == 2:
+            a.write(memoryview(chunk))
+        else:
+            a.write(chunk)
+        if i % 4 == 0:
+            net.flush()  # some packets leave between writes
+    a.end()
+    b.end()
+    net.run()
+    assert bytes(net.sides[1].received) == bytes(expected)
+    assert net.sides[0].closed == StreamClosed(None) and net.sides[1].closed == StreamClosed(None)
 
 
 def test_heavy_loss_burst_then_recovery() -> None:

@@ -275,6 +275,25 @@ class _Out:
         self.lost = False
 
 
+class _Run:
+    """Packets cut in one burst and untouched since: all full-size, in flight, sent once at
+    ``sent_at``. Their payloads lie every ``segment`` bytes in ``buf`` from ``pos``. A run
+    becomes per-packet :class:`_Out` records only when one of them needs a state of its
+    own (SACKed, lost, a partial ack in recovery), so a clean transfer keeps one record per
+    burst instead of one per packet."""
+
+    __slots__ = ("buf", "count", "pos", "segment", "sent_at", "seq", "size")
+
+    def __init__(self, seq: int, count: int, buf: bytes, segment: int, size: int, now: float) -> None:
+        self.seq = seq
+        self.count = count
+        self.buf = buf
+        self.pos = HEADER_SIZE
+        self.segment = segment
+        self.size = size
+        self.sent_at = now
+
+
 class UdxStreamState:
     """One UDX stream, sans-IO. See the module docstring for how it works."""
 
@@ -303,10 +322,13 @@ class UdxStreamState:
         # sender
         self._snd_una = initial_seq & _U32
         self._snd_nxt = self._snd_una
-        self._out: dict[int, _Out] = {}
+        self._out: dict[int, _Out] = {}  # per-packet records; with _runs they cover una..nxt
+        self._runs: dict[int, _Run] = {}  # by first sequence number
+        self._run_starts: list[int] = []  # sorted keys of _runs
         self._retx: deque[_Out] = deque()
-        self._pending = bytearray()
-        self._pending_off = 0
+        self._chunks: deque[bytes] = deque()  # written, not yet cut into packets
+        self._chunk_off = 0  # bytes of _chunks[0] already cut
+        self._pending_len = 0  # unsent bytes in _chunks
         self._end_queued = False
         self._end_seq: int | None = None
         self._messages: deque[bytes] = deque()
@@ -352,7 +374,7 @@ class UdxStreamState:
     @property
     def send_buffered(self) -> int:
         """Bytes written but not yet acknowledged: what back-pressure should look at."""
-        return len(self._pending) - self._pending_off + self._unacked_bytes
+        return self._pending_len + self._unacked_bytes
 
     @property
     def ended(self) -> bool:
@@ -362,7 +384,11 @@ class UdxStreamState:
         """Queue bytes for reliable, ordered delivery."""
         if self._end_queued or self.closed or self.destroyed:
             raise ProtocolError("write after end or close", stream_id=self.id)
-        self._pending += data
+        if data:
+            # Kept as written (bytes are immutable, so no copy): packets are cut from views.
+            chunk = data if type(data) is bytes else bytes(data)
+            self._chunks.append(chunk)
+            self._pending_len += len(chunk)
 
     def end(self) -> None:
         """Queue the END marker after everything written so far (half-close)."""
@@ -492,7 +518,7 @@ class UdxStreamState:
         """The ack part of an in-order DATA packet (what :meth:`_receive` does after the data)."""
         if self.closed:
             return
-        if ack != (self._snd_una & _U32) or self._out:
+        if ack != (self._snd_una & _U32) or self._snd_nxt > self._snd_una:
             self._on_ack(rwnd, ack, (), now)
         else:
             self.remote_window = rwnd
@@ -531,7 +557,7 @@ class UdxStreamState:
         if flags & FLAG_MESSAGE and not self.closed:
             events.append(StreamMessage(data))
         if not self.closed:
-            if ack != (self._snd_una & _U32) or sacks or self._out:
+            if ack != (self._snd_una & _U32) or sacks or self._snd_nxt > self._snd_una:
                 self._on_ack(rwnd, ack, sacks, now)
             else:
                 self.remote_window = rwnd
@@ -652,7 +678,7 @@ class UdxStreamState:
                 self._retransmit(pkt, now, out)
         blocked_by_window = False
         while self._inflight_pkts < cwnd:
-            available = len(self._pending) - self._pending_off
+            available = self._pending_len
             if available == 0 and not (self._end_queued and self._end_seq is None):
                 break
             if available > self.max_payload and self._burst(now, cwnd, available, out):
@@ -666,13 +692,14 @@ class UdxStreamState:
                 break
             flags = FLAG_DATA
             if size:
-                off = self._pending_off
-                data = bytes(self._pending[off : off + size])
-                self._pending_off = off + size
+                pieces: list[bytes | memoryview] = []
+                self._take(size, pieces)
+                data = pieces[0] if len(pieces) == 1 and type(pieces[0]) is bytes else b"".join(pieces)
+                self._pending_len -= size
             else:
                 data = b""
                 flags = 0
-            if self._end_queued and len(self._pending) == self._pending_off:
+            if self._end_queued and not self._pending_len:
                 flags |= FLAG_END
                 self._end_seq = self._snd_nxt
             seq = self._snd_nxt
@@ -682,13 +709,7 @@ class UdxStreamState:
             self._inflight_pkts += 1
             self._inflight_bytes += size
             out.append(_single(self._header(flags, seq) + data))
-        if len(self._pending) == self._pending_off and self._pending_off:
-            self._pending.clear()
-            self._pending_off = 0
-        elif self._pending_off >= 65536 and self._pending_off * 2 >= len(self._pending):
-            del self._pending[: self._pending_off]
-            self._pending_off = 0
-        if self._out and self._rto_deadline is None:
+        if self._snd_nxt > self._snd_una and self._rto_deadline is None:
             self._rto_deadline = now + self.rto
             self._last_progress = now
         if blocked_by_window and self._inflight_pkts == 0 and self._probe_deadline is None:
@@ -710,27 +731,57 @@ class UdxStreamState:
         )
         if count < 1:
             return False
-        buf = bytearray(count * segment)
-        pack = _HEADER.pack_into
+        # Headers and payload views joined in one C-level copy: much cheaper than packing
+        # and slice-assigning into a preallocated buffer packet by packet.
+        pack = _HEADER.pack
         remote_id, window, ack = self.remote_id, self._advertised, self._rcv_nxt & _U32
         seq = self._snd_nxt
-        off = self._pending_off
-        outstanding = self._out
-        with memoryview(self._pending) as pending:
-            for pos in range(0, count * segment, segment):
-                pack(buf, pos, MAGIC, VERSION, FLAG_DATA, 0, remote_id, window, seq & _U32, ack)
-                buf[pos + HEADER_SIZE : pos + segment] = pending[off : off + size]
-                outstanding[seq] = _Out(seq, FLAG_DATA, buf, pos + HEADER_SIZE, size, now)
-                seq += 1
-                off += size
+        parts: list[bytes | memoryview] = []
+        chunks = self._chunks
+        chunk = chunks[0]
+        view, off, limit = memoryview(chunk), self._chunk_off, len(chunk)
+        for _ in range(count):
+            parts.append(pack(MAGIC, VERSION, FLAG_DATA, 0, remote_id, window, seq & _U32, ack))
+            seq += 1
+            end = off + size
+            if end < limit:  # the usual case: inside the current write
+                parts.append(view[off:end])
+                off = end
+            else:  # reaches the end of a write (and maybe into the next)
+                self._chunk_off = off
+                self._take(size, parts)
+                chunk = chunks[0]  # there is more: the last byte is never taken here
+                view, off, limit = memoryview(chunk), self._chunk_off, len(chunk)
+        self._chunk_off = off
+        self._pending_len -= count * size
+        buf = b"".join(parts)
+        first = self._snd_nxt
+        self._runs[first] = _Run(first, count, buf, segment, size, now)
+        self._run_starts.append(first)
         self._snd_nxt = seq
-        self._pending_off = off
         nbytes = count * size
         self._unacked_bytes += nbytes
         self._inflight_pkts += count
         self._inflight_bytes += nbytes
         out.append((buf, segment))
         return True
+
+    def _take(self, size: int, parts: list[bytes | memoryview]) -> None:
+        """Append the next ``size`` unsent bytes to ``parts`` as views of the written chunks
+        (the caller updates ``_pending_len``)."""
+        chunks = self._chunks
+        while size:
+            chunk = chunks[0]
+            off = self._chunk_off
+            left = len(chunk) - off
+            if size < left:
+                parts.append(memoryview(chunk)[off : off + size])
+                self._chunk_off = off + size
+                return
+            parts.append(memoryview(chunk)[off:] if off else chunk)
+            chunks.popleft()
+            self._chunk_off = 0
+            size -= left
 
     def _on_ack(self, rwnd: int, raw_ack: int, sacks: tuple[tuple[int, int], ...], now: float) -> None:
         self.remote_window = rwnd
@@ -740,17 +791,40 @@ class UdxStreamState:
         if ack > self._snd_una:
             newly = 0
             sample: float | None = None
-            for seq in range(self._snd_una, ack):
-                pkt = self._out.pop(seq, None)
-                if pkt is None:
+            out, runs = self._out, self._runs
+            seq = self._snd_una
+            while seq < ack:
+                pkt = out.pop(seq, None)
+                if pkt is not None:
+                    newly += 1
+                    self._unacked_bytes -= pkt.size
+                    if pkt.in_flight:
+                        self._inflight_pkts -= 1
+                        self._inflight_bytes -= pkt.size
+                    if pkt.transmissions == 1:
+                        sample = now - pkt.sent_at
+                    seq += 1
                     continue
-                newly += 1
-                self._unacked_bytes -= pkt.size
-                if pkt.in_flight:
-                    self._inflight_pkts -= 1
-                    self._inflight_bytes -= pkt.size
-                if pkt.transmissions == 1:
-                    sample = now - pkt.sent_at
+                run = runs.pop(seq, None)
+                if run is None:
+                    seq += 1
+                    continue
+                # Everything below seq is acked, so this is the lowest run.
+                del self._run_starts[0]
+                take = min(run.count, ack - seq)
+                nbytes = take * run.size
+                newly += take
+                self._unacked_bytes -= nbytes
+                self._inflight_pkts -= take
+                self._inflight_bytes -= nbytes
+                sample = now - run.sent_at
+                if take < run.count:
+                    run.seq += take
+                    run.count -= take
+                    run.pos += take * run.segment
+                    runs[run.seq] = run
+                    self._run_starts.insert(0, run.seq)
+                seq += take
             self._snd_una = ack
             if self._sack_done:
                 self._sack_done = {k: v for k, v in self._sack_done.items() if v > ack}
@@ -758,12 +832,13 @@ class UdxStreamState:
             if sample is not None:
                 self._rtt_sample(sample)
             self._last_progress = now
-            self._rto_deadline = now + self.rto if self._out else None
+            self._rto_deadline = now + self.rto if self._snd_nxt > ack else None
             if self._in_recovery:
                 if ack >= self._recovery_point:
                     self._in_recovery = False
                     self.cwnd = max(self.ssthresh, 2.0)
                 else:  # partial ack: the next hole is lost too
+                    self._split_runs(ack, ack + 1)
                     first = self._out.get(ack)
                     if first is not None and not first.sacked and not first.lost:
                         self._mark_lost(first)
@@ -771,7 +846,7 @@ class UdxStreamState:
                 self._grow(newly)
         if sacks:
             self._on_sacks(sacks, now)
-        if self._out and self._highest_sacked >= self._loss_scan:
+        if self._snd_nxt > self._snd_una and self._highest_sacked >= self._loss_scan:
             self._detect_losses()
         if self.remote_window > 0:
             self._probe_deadline = None
@@ -789,6 +864,7 @@ class UdxStreamState:
             if end <= done:
                 continue
             self._sack_done[start] = end
+            self._split_runs(done, end)
             for seq in range(done, end):
                 pkt = self._out.get(seq)
                 if pkt is None or pkt.sacked:
@@ -809,6 +885,7 @@ class UdxStreamState:
         limit = self._highest_sacked - DUP_THRESH + 1
         seq = max(self._loss_scan, self._snd_una)
         found = False
+        self._split_runs(seq, limit)
         while seq < limit:
             pkt = self._out.get(seq)
             if pkt is not None and not pkt.sacked and not pkt.lost and pkt.in_flight:
@@ -821,6 +898,24 @@ class UdxStreamState:
             self._recovery_point = self._snd_nxt
             self.ssthresh = max(self.cwnd / 2, 2.0)
             self.cwnd = self.ssthresh
+
+    def _split_runs(self, lo: int, hi: int) -> None:
+        """Give every packet of the runs overlapping [lo, hi) its own :class:`_Out` record."""
+        starts = self._run_starts
+        if not starts or hi <= lo:
+            return
+        i = max(bisect.bisect_right(starts, lo) - 1, 0)
+        first = self._runs[starts[i]]
+        if first.seq + first.count <= lo:
+            i += 1
+        j = bisect.bisect_left(starts, hi, i)
+        out = self._out
+        for start in starts[i:j]:
+            run = self._runs.pop(start)
+            pos, segment, size, sent_at = run.pos, run.segment, run.size, run.sent_at
+            for k in range(run.count):
+                out[start + k] = _Out(start + k, FLAG_DATA, run.buf, pos + k * segment, size, sent_at)
+        del starts[i:j]
 
     def _mark_lost(self, pkt: _Out) -> None:
         pkt.lost = True
@@ -853,12 +948,14 @@ class UdxStreamState:
         self.cwnd = 1.0
         self._in_recovery = False
         self._retx.clear()
-        for pkt in self._out.values():
+        self._split_runs(self._snd_una, self._snd_nxt)
+        for seq in sorted(self._out):
+            pkt = self._out[seq]
             if not pkt.sacked:
                 pkt.lost = False
                 self._mark_lost(pkt)
         self.rto = min(self.rto * 2, MAX_RTO)
-        self._rto_deadline = now + self.rto if self._out else None
+        self._rto_deadline = now + self.rto if self._snd_nxt > self._snd_una else None
 
     # --- receiving internals -------------------------------------------------------------------
 
