@@ -177,6 +177,8 @@ class Router:
         self.forwards: AgingCache[bytes, ForwardState] = AgingCache(max_size, max_age, clock())
         self._tasks: set[asyncio.Task[Any]] = set()
         self.closed = False
+        # messages forwarded for others / answered for a local server (JS keeps similar stats)
+        self.stats: dict[str, int] = {"relayed_handshakes": 0, "relayed_holepunches": 0, "served": 0}
 
     # --- state --------------------------------------------------------------------------------
 
@@ -244,6 +246,7 @@ class Router:
                 req.reply(None, token=False, closer_nodes=True)
                 return
             fwd = m.Handshake(C.FROM_RELAY, hs.noise, peer_address=req.address, relay_address=None)
+            self.stats["relayed_handshakes"] += 1
             req.relay(m.encode(m.handshake, fwd), to)
         elif hs.mode == C.FROM_RELAY:
             if relay is None or not hs.noise:
@@ -251,6 +254,7 @@ class Router:
             fwd = m.Handshake(
                 C.FROM_SECOND_RELAY, hs.noise, peer_address=hs.peer_address, relay_address=req.address
             )
+            self.stats["relayed_handshakes"] += 1
             req.relay(m.encode(m.handshake, fwd), relay)
         elif hs.mode == C.FROM_SERVER:
             if hs.peer_address is None or not hs.noise:
@@ -272,6 +276,7 @@ class Router:
             return
         if answer is None or not answer.noise:
             return
+        self.stats["served"] += 1
         if hs.mode == C.FROM_CLIENT:
             reply = m.Handshake(C.REPLY, answer.noise, peer_address=None)
             req.reply(m.encode(m.handshake, reply), token=False, closer_nodes=False, socket=answer.socket)
@@ -298,6 +303,7 @@ class Router:
             if to is None:
                 return
             fwd = m.Holepunch(C.FROM_RELAY, hp.id, hp.payload, peer_address=req.address)
+            self.stats["relayed_holepunches"] += 1
             req.relay(m.encode(m.holepunch, fwd), to)
         elif hp.mode == C.FROM_RELAY:
             if state is None or state.on_peer_holepunch is None or hp.peer_address is None:
