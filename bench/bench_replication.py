@@ -5,7 +5,9 @@ use the machine's two cores, as two real peers would): JS->JS (the reference), P
 Python server -> JS reader, and JS server -> Python reader. Readers store what they verify on
 disk (SQLite for Python, RocksDB for JS). ``seconds`` runs from the TCP connect to the last block
 stored; ``handshake`` from the connect to the moment the reader has verified the writer's length.
-Ratios are throughput relative to JS->JS (above 1 means faster).
+Ratios are throughput relative to JS->JS (above 1 means faster). The reader's CPU time per block
+(the JS reader's includes its start-up) is printed too: it moves much less than wall time when
+the machine is shared.
 
 Run a server by hand with ``python -m bench.bench_replication serve DB COUNT SIZE``; measure one
 size (optionally only some pairings, e.g. ``"Py -> Py,JS -> JS"``) with
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -103,7 +107,22 @@ async def _serve(db: str, count: int, size: int) -> None:
 # --- readers -------------------------------------------------------------------------------------
 
 
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds used so far by process ``pid`` (Linux ``/proc``; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def _js_fetch(tmp: Path, port: int, key: str) -> dict[str, float]:
+    cpu = _children_cpu()
     out = subprocess.run(
         ["node", "bench/replicate.js", "fetch", str(port), key, str(tmp / "js-reader")],
         cwd=INTEROP,
@@ -111,6 +130,7 @@ def _js_fetch(tmp: Path, port: int, key: str) -> dict[str, float]:
         check=True,
         timeout=900,
     )
+    cpu = _children_cpu() - cpu  # the reader process, start-up included
     info = json.loads(out.stdout.splitlines()[-1])
     shutil.rmtree(tmp / "js-reader", ignore_errors=True)
     return {
@@ -118,6 +138,7 @@ def _js_fetch(tmp: Path, port: int, key: str) -> dict[str, float]:
         "bytes": info["bytes"],
         "seconds": info["seconds"],
         "handshake": info["handshake_ms"],
+        "cpu": cpu,
     }
 
 
@@ -127,6 +148,7 @@ async def _py_fetch_async(tmp: Path, port: int, key: str) -> dict[str, float]:
     core = store.get(key=bytes.fromhex(key))
     rep = Replication(store)
     rep.add(core)
+    c0 = time.process_time()
     t0 = time.perf_counter()
     await rep.connect("127.0.0.1", port)
     length = await rep.update(core, timeout=30)
@@ -134,7 +156,13 @@ async def _py_fetch_async(tmp: Path, port: int, key: str) -> dict[str, float]:
     rep.download(core, 0, length)
     await rep.wait_downloaded(core, length, timeout=900)
     t2 = time.perf_counter()
-    result = {"blocks": length, "bytes": core.byte_length, "seconds": t2 - t0, "handshake": (t1 - t0) * 1000}
+    result = {
+        "blocks": length,
+        "bytes": core.byte_length,
+        "seconds": t2 - t0,
+        "handshake": (t1 - t0) * 1000,
+        "cpu": time.process_time() - c0,
+    }
     await rep.close()
     store.close()
     for suffix in ("", "-wal", "-shm"):
@@ -165,7 +193,9 @@ def run_case(count: int, size: int, only: list[str] | None = None) -> dict[str, 
                 continue
             proc, port, key = start(tmp, count, size)
             try:
+                before = _proc_cpu(proc.pid)
                 results[name] = fetch(tmp, port, key)
+                results[name]["server_cpu"] = _proc_cpu(proc.pid) - before
             finally:
                 _stop(proc)
     finally:
@@ -177,11 +207,20 @@ def report(count: int, size: int, results: dict[str, dict[str, float]]) -> None:
     ref = results.get("JS -> JS")
     ref_rate = ref["blocks"] / ref["seconds"] if ref is not None else float("nan")
     label = f"{count} x {size // 1024} KiB"
-    print(f"{label}: server -> reader   blocks/s     MB/s   handshake   ratio vs JS->JS")
+    print(
+        f"{label}: server -> reader   blocks/s     MB/s   handshake   ratio vs JS->JS"
+        "   CPU/block: reader  server"
+    )
     for name, r in results.items():
         rate = r["blocks"] / r["seconds"]
         mbps = r["bytes"] / r["seconds"] / 1e6
-        print(f"  {name:10s} {rate:14.0f} {mbps:8.1f} {r['handshake']:8.1f} ms   {rate / ref_rate:5.2f}x")
+        blocks = max(r["blocks"], 1)
+        cpu = r["cpu"] / blocks * 1e6
+        server = r.get("server_cpu", float("nan")) / blocks * 1e6
+        print(
+            f"  {name:10s} {rate:14.0f} {mbps:8.1f} {r['handshake']:8.1f} ms   {rate / ref_rate:5.2f}x"
+            f"   {cpu:17.0f} us {server:5.0f} us"
+        )
 
 
 def main(quick: bool = False) -> dict[str, Any]:
