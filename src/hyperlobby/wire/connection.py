@@ -7,7 +7,8 @@ This adapter keeps that overhead to a function call: bytes arrive in :meth:`data
 through the :class:`~hyperlobby.wire.secret_stream.SecretStream` (decryption) into the
 :class:`~hyperlobby.wire.session.ReplicationSession` (protomux + replication), and everything
 the session wants to send is encrypted and written as **one** ``transport.write`` before the
-callback returns. No task, queue or future is created per message.
+callback returns (and every few messages of a large read: see
+:data:`~hyperlobby.wire.session.FLUSH_EVERY`). No task, queue or future is created per message.
 
 Back-pressure: when the socket's send buffer fills (asyncio calls :meth:`pause_writing`) we stop
 reading, so a peer that requests faster than it reads our answers is slowed down instead of
@@ -175,6 +176,8 @@ class ReplicationConnection(asyncio.Protocol):
         self.remote_public_key = event.remote_public_key
         session = self.owner._session_for(self.is_initiator, event.handshake_hash)
         self.session = session
+        # Large reads are answered in several writes, so that both ends work at the same time.
+        session.on_output = self.flush
         self._cancel_timers()
         if self.keepalive:
             self._later(self.keepalive, self._keepalive_due)

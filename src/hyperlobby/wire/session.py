@@ -45,6 +45,14 @@ from hyperlobby.wire.replicator import CoreReplicator, Peer
 
 Resolver = Callable[[bytes], CoreReplicator | None]
 
+FLUSH_EVERY = 16
+"""Messages handled between two calls of :attr:`ReplicationSession.on_output`.
+
+A reader that handled a whole read (or a whole batch frame) of answers before writing its next
+requests, and a server that did the same with requests, would take turns instead of working at
+the same time: handing out what the first messages produced while the rest wait lets the
+remote start on it at once."""
+
 
 class Extension(Protocol):
     """A protocol of our own next to replication on the same connection (e.g. the lobby's
@@ -116,6 +124,10 @@ class ReplicationSession:
         self._out: list[bytes] = []
         self.peers: dict[bytes, Peer] = {}  # discovery key -> peer
         self.closed = False
+        self.on_output: Callable[[], None] | None = None
+        """Called every :data:`FLUSH_EVERY` messages to write out what is queued (optional)."""
+        self._handled = 0
+        self._in_batch = False
 
     # --- outputs -------------------------------------------------------------------------------
 
@@ -166,9 +178,11 @@ class ReplicationSession:
         if batched:
             # Answer a batch with one batch, as JS does (fewer, larger frames).
             self.mux.cork()
+            self._in_batch = True
         try:
             self._handle(self.mux.receive(frame))
         finally:
+            self._in_batch = False
             if batched and not self.mux.destroyed:
                 self._out.extend(self.mux.uncork())
 
@@ -197,7 +211,26 @@ class ReplicationSession:
         while events:
             for event in events:
                 self._dispatch(event)
+                if self.on_output is not None and isinstance(event, ChannelMessage):
+                    self._handled += 1
+                    if self._handled >= FLUSH_EVERY:
+                        self._handled = 0
+                        self._emit()
             events = self.mux.events()
+
+    def _emit(self) -> None:
+        """Hand what is queued to :attr:`on_output` (a batch being answered is cut in two)."""
+        mux = self.mux
+        if mux.destroyed or self.on_output is None:
+            return
+        if self._in_batch:
+            if mux.corked != 1:
+                return  # inside someone else's cork: wait for the next chance
+            self._out.extend(mux.uncork())
+            mux.cork()
+        elif mux.corked:
+            return
+        self.on_output()
 
     def _dispatch(self, event: MuxEvent) -> None:
         if self.extensions:
