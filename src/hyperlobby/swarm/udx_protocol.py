@@ -112,6 +112,10 @@ DEFAULT_RECV_WINDOW = 4 * 1024 * 1024
 _U32 = 0xFFFFFFFF
 _HEADER = struct.Struct("<BBBBIIII")
 _RANGE = struct.Struct("<II")
+# The header as five words: (magic, version, type, data offset) as one, then stream id, rwnd,
+# seq, ack. A DATA packet without padding leads with this word:
+_WORDS = struct.Struct("<IIIII")
+_PLAIN_DATA = MAGIC | VERSION << 8 | FLAG_DATA << 16
 
 MAX_SACK_RANGES = 32  # per ack we send; keeps an ack packet well under any MTU
 MAX_SACK_RANGES_RECEIVED = 128  # more than this from a peer is ignored (bounded work per ack)
@@ -134,7 +138,7 @@ MAX_BURST_BYTES = 65000
 def _segment_struct(segment: int) -> struct.Struct:
     """A header followed by ``segment - HEADER_SIZE`` skipped bytes: iter_unpack over a
     coalesced read yields every datagram's header in one pass."""
-    return struct.Struct(f"<BBBBIIII{segment - HEADER_SIZE}x")
+    return struct.Struct(f"<IIIII{segment - HEADER_SIZE}x")
 
 
 def is_udx(datagram: bytes | bytearray | memoryview) -> bool:
@@ -475,22 +479,20 @@ class UdxStreamState:
             full -= 1  # the last datagram is parsed on its own below, whatever its length
         headers = list(_segment_struct(segment).iter_unpack(memoryview(buffer)[: full * segment]))
         if size - full * segment >= HEADER_SIZE:
-            headers.append(_HEADER.unpack_from(buffer, full * segment))
+            headers.append(_WORDS.unpack_from(buffer, full * segment))
         expect = self._rcv_nxt & _U32
         sid = self.id
         run = 0
-        for magic, version, flags, offset, stream_id, _rwnd, seq, _ack in headers:
-            if (
-                flags != FLAG_DATA
-                or offset
-                or seq != expect
-                or stream_id != sid
-                or magic != MAGIC
-                or version != VERSION
-            ):
+        acks: list[tuple[int, int]] = []
+        last_rwnd = last_ack = -1
+        for lead, stream_id, rwnd, seq, ack in headers:
+            if lead != _PLAIN_DATA or seq != expect or stream_id != sid:
                 break
             run += 1
             expect = (expect + 1) & _U32
+            if ack != last_ack or rwnd != last_rwnd:
+                last_rwnd, last_ack = rwnd, ack
+                acks.append((rwnd, ack))
         if not run:
             return [], 0
         end = min(run * segment, size)
@@ -506,12 +508,8 @@ class UdxStreamState:
         if data:
             self.unread_bytes += len(data)
             events.append(StreamData(data))
-        last: tuple[int, int] | None = None
-        for header in headers[:run]:
-            pair = (header[5], header[7])
-            if pair != last:
-                last = pair
-                self._on_piggybacked_ack(pair[0], pair[1], now)
+        for rwnd, ack in acks:
+            self._on_piggybacked_ack(rwnd, ack, now)
         return events, end
 
     def _on_piggybacked_ack(self, rwnd: int, ack: int, now: float) -> None:
