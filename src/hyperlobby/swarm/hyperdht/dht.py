@@ -33,10 +33,10 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from hyperlobby.crypto.hashes import blake2b256
-from hyperlobby.crypto.keys import KeyPair
+from hyperlobby.crypto.keys import KeyPair, key_pair
 from hyperlobby.encoding import compact
 from hyperlobby.errors import DecodeError, EncodeError, HyperlobbyError, ProtocolError
 from hyperlobby.swarm.dht_rpc import Address, DhtNode, IncomingRequest, Query, QueryReply, Reply
@@ -52,6 +52,10 @@ from hyperlobby.swarm.hyperdht.persistent import (
     verify_mutable,
 )
 from hyperlobby.swarm.hyperdht.router import Router
+
+if TYPE_CHECKING:
+    from hyperlobby.swarm.hyperdht.connection import DhtConnection
+    from hyperlobby.swarm.hyperdht.server import Server
 
 T = TypeVar("T")
 
@@ -220,6 +224,7 @@ class HyperDht:
         max_age: float = 20 * 60.0,
         record_max_age: float = 48 * 60 * 60.0,
         clock: Callable[[], float] = time.time,
+        keypair: KeyPair | None = None,
     ) -> None:
         self.node = node
         self._clock = clock
@@ -229,8 +234,10 @@ class HyperDht:
         )
         self.closed = False
         self._tasks: set[asyncio.Task[Any]] = set()
-        # hooks for helper B's servers/connections, closed first by close()
+        # what servers and connections register to be closed first by close()
         self.on_close: list[Callable[[], Awaitable[None]]] = []
+        # the identity connect() uses when none is given (JS ``defaultKeyPair``)
+        self.default_keypair: KeyPair = keypair if keypair is not None else key_pair()
         node.on_request = self._on_request
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -246,6 +253,7 @@ class HyperDht:
         max_size: int = 65536,
         max_age: float = 20 * 60.0,
         record_max_age: float = 48 * 60 * 60.0,
+        keypair: KeyPair | None = None,
         **dht_rpc_options: Any,
     ) -> HyperDht:
         """Bind, bootstrap from ``bootstrap`` (required, never implied) and return the node.
@@ -258,7 +266,7 @@ class HyperDht:
             dht_rpc_options.setdefault("adaptive", True)
             ephemeral = True
         node = DhtNode(bootstrap=bootstrap, host=host, port=port, ephemeral=ephemeral, **dht_rpc_options)
-        dht = cls(node, max_size=max_size, max_age=max_age, record_max_age=record_max_age)
+        dht = cls(node, max_size=max_size, max_age=max_age, record_max_age=record_max_age, keypair=keypair)
         await node.start()
         try:
             await node.bootstrap()
@@ -270,7 +278,9 @@ class HyperDht:
     @classmethod
     async def bootstrapper(cls, host: str = "127.0.0.1", port: int = 0, **options: Any) -> HyperDht:
         """The first, persistent node of a network (others list it in ``bootstrap=``)."""
-        keep = {k: options.pop(k) for k in ("max_size", "max_age", "record_max_age") if k in options}
+        keep = {
+            k: options.pop(k) for k in ("max_size", "max_age", "record_max_age", "keypair") if k in options
+        }
         node = await DhtNode.bootstrapper(host, port, **options)
         return cls(node, **keep)
 
@@ -346,6 +356,29 @@ class HyperDht:
             else:
                 req.reply(answer.value, token=answer.token, closer_nodes=answer.closer_nodes)
         return True
+
+    # --- servers and connections (implemented in ``server`` / ``connect``) -------------------
+
+    def create_server(self, *, firewall: Any = None, on_connection: Any = None, **options: Any) -> Server:
+        """A :class:`~hyperlobby.swarm.hyperdht.server.Server` on this node; ``listen()`` starts it."""
+        from hyperlobby.swarm.hyperdht.server import create_server
+
+        return create_server(self, firewall=firewall, on_connection=on_connection, **options)
+
+    async def connect(
+        self,
+        remote_public_key: bytes,
+        *,
+        keypair: KeyPair | None = None,
+        relay_addresses: Sequence[Address | tuple[str, int]] | None = None,
+        **options: Any,
+    ) -> DhtConnection:
+        """Connect to the server listening on ``remote_public_key`` (see ``connect``)."""
+        from hyperlobby.swarm.hyperdht.connect import connect
+
+        return await connect(
+            self, remote_public_key, keypair=keypair, relay_addresses=relay_addresses, **options
+        )
 
     # --- peers --------------------------------------------------------------------------------
 
