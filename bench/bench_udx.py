@@ -26,10 +26,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import shutil
+import statistics
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from hyperlobby.swarm.udx import UdxSocket, UdxStream, UdxTransport, open_connection
@@ -37,6 +40,11 @@ from hyperlobby.swarm.udx import UdxSocket, UdxStream, UdxTransport, open_connec
 HOST = "127.0.0.1"
 CHUNK = 65536
 INTEROP = Path(__file__).resolve().parent.parent / "interop"
+
+
+@functools.lru_cache(maxsize=1)
+def _random_bytes(total: int) -> bytes:
+    return os.urandom(total)
 
 
 async def _send(stream: UdxStream, data: bytes) -> None:
@@ -65,7 +73,7 @@ async def udx_python(total: int, payload: int) -> float:
         counter = _Counter(total, done)
         UdxTransport(sb, counter)
         _, writer = await open_connection(sa)
-        data = os.urandom(total)
+        data = _random_bytes(total)
         t0 = time.perf_counter()
         await asyncio.wait_for(_pump(writer, data), 120)
         await asyncio.wait_for(done, 120)
@@ -96,7 +104,7 @@ async def tcp_python(total: int) -> float:
     try:
         port = server.sockets[0].getsockname()[1]
         _, writer = await asyncio.open_connection(HOST, port)
-        data = os.urandom(total)
+        data = _random_bytes(total)
         t0 = time.perf_counter()
         await asyncio.wait_for(_pump(writer, data), 120)
         await asyncio.wait_for(done, 120)
@@ -131,7 +139,7 @@ async def udx_python_to_js(total: int) -> float:
     sock = await UdxSocket.bind(HOST)
     proc, stream = await _js_peer(sock, "sink")
     try:
-        data = os.urandom(total)
+        data = _random_bytes(total)
         t0 = time.perf_counter()
         await _send(stream, data)
         await asyncio.wait_for(stream.read_all(), 120)  # the sink ends after reading everything
@@ -180,13 +188,23 @@ async def udx_js_to_js(total: int) -> float:
     return float(result["bytes"]) / float(result["seconds"]) / 1e6
 
 
-async def run(total: int) -> None:
-    rows: list[tuple[str, float | None]] = []
-    rows.append(("tcp     python -> python (asyncio)", await tcp_python(total)))
-    rows.append(("udx     python -> python (1152 B payload)", await udx_python(total, 1152)))
-    rows.append(("udx     python -> python (1452 B payload)", await udx_python(total, 1452)))
-    rows.append(("udx     python -> python (2028 B, udx-native max)", await udx_python(total, 2028)))
-    rows.append(("udx     python -> python (32000 B, Python-only)", await udx_python(total, 32000)))
+async def run(total: int, rounds: int) -> None:
+    # The Python rows run interleaved, ``rounds`` times, and report medians: on a shared
+    # machine one slow moment would otherwise decide a ratio.
+    python_rows: list[tuple[str, Callable[[], Awaitable[float]]]] = [
+        ("tcp     python -> python (asyncio)", lambda: tcp_python(total)),
+        ("udx     python -> python (1152 B payload)", lambda: udx_python(total, 1152)),
+        ("udx     python -> python (1452 B payload)", lambda: udx_python(total, 1452)),
+        ("udx     python -> python (2028 B, udx-native max)", lambda: udx_python(total, 2028)),
+        ("udx     python -> python (32000 B, Python-only)", lambda: udx_python(total, 32000)),
+    ]
+    samples: list[list[float]] = [[] for _ in python_rows]
+    for _ in range(rounds):
+        for i, (_, measure) in enumerate(python_rows):
+            samples[i].append(await measure())
+    rows: list[tuple[str, float | None]] = [
+        (name, statistics.median(values)) for (name, _), values in zip(python_rows, samples, strict=True)
+    ]
     has_js = shutil.which("node") is not None and (INTEROP / "node_modules" / "udx-native").is_dir()
     for name, fn in (
         ("udx     python -> udx-native", udx_python_to_js),
@@ -194,7 +212,7 @@ async def run(total: int) -> None:
         ("udx     udx-native -> udx-native", udx_js_to_js),
     ):
         rows.append((name, await fn(total) if has_js else None))
-    print(f"one-way bulk transfer of {total / 1e6:.1f} MB on loopback")
+    print(f"one-way bulk transfer of {total / 1e6:.1f} MB on loopback (Python rows: median of {rounds})")
     for name, mbps in rows:
         print(f"  {name:50s} {'skipped (no node)' if mbps is None else f'{mbps:8.1f} MB/s'}")
     tcp = rows[0][1]
@@ -206,7 +224,7 @@ async def run(total: int) -> None:
 
 
 def main(quick: bool = False) -> None:
-    asyncio.run(run(1_000_000 if quick else 50_000_000))
+    asyncio.run(run(1_000_000, 1) if quick else run(50_000_000, 5))
 
 
 if __name__ == "__main__":
