@@ -11,7 +11,7 @@ import pytest
 
 from hyperlobby.crypto.hashes import blake2b256
 from hyperlobby.crypto.keys import key_pair
-from hyperlobby.swarm.dht_rpc import ERROR_UNKNOWN_COMMAND, Address
+from hyperlobby.swarm.dht_rpc import ERROR_UNKNOWN_COMMAND, Address, IncomingRequest
 from hyperlobby.swarm.hyperdht import (
     PUBLIC_BOOTSTRAP,
     ForwardState,
@@ -155,3 +155,90 @@ async def test_garbage_datagrams_are_ignored(network: list[HyperDht]) -> None:
 def test_public_bootstrap_is_only_a_constant() -> None:
     assert len(PUBLIC_BOOTSTRAP) == 3
     assert all(entry.endswith(":49737") for entry in PUBLIC_BOOTSTRAP)
+
+
+async def test_a_node_that_goes_away_is_dropped_from_results(network: list[HyperDht]) -> None:
+    client = await _client(network)
+    try:
+        kp = key_pair()
+        topic = blake2b256(b"survivors")
+        await asyncio.wait_for(network[1].announce(topic, kp), 10)
+        holders = [r.from_address async for r in client.lookup(topic) if r.peers]
+        assert len(holders) >= 4
+        dead = [n for n in network[2:] if n.address in holders][:2]
+        assert len(dead) == 2
+        for node in dead:
+            await node.close()
+        gone = {n.address for n in dead}
+        replies = [r async for r in client.lookup(topic)]
+        assert replies and not gone & {r.from_address for r in replies}
+        assert all(r.peers[0].public_key == kp.public_key for r in replies)
+        query = await client.lookup(topic).finished()
+        assert not gone & set(query.closest_nodes)
+        # a fresh announce commits only to live nodes
+        result = await asyncio.wait_for(network[1].announce(topic, kp), 10)
+        assert not gone & set(result.closest_nodes)
+    finally:
+        await client.close()
+
+
+async def test_query_stream_early_exit_and_reuse(network: list[HyperDht]) -> None:
+    client = await _client(network)
+    try:
+        topic = blake2b256(b"stream")
+        for i in range(3):
+            await asyncio.wait_for(network[1 + i].announce(topic, key_pair()), 10)
+        stream = client.lookup(topic)
+        first = await anext(stream)
+        rest = [r async for r in stream]  # leaving early keeps the rest for a later loop
+        assert first not in rest and len(rest) >= 3
+        assert [r async for r in stream] == []  # and once ended it stays ended
+        stream = client.lookup(topic)
+        async for _reply in stream:
+            await stream.aclose()  # stops the query at once
+        assert [r async for r in stream] == []
+        # a full pass, then the finished query with its closest replies and their tokens
+        stream = client.lookup(topic)
+        seen = [r async for r in stream]
+        assert seen and [r async for r in stream] == []
+        query = await stream.finished()
+        assert len(query.closest_replies) == 5
+        assert all(r.response.token is not None for r in query.closest_replies)
+        assert await client.find_peer_first(key_pair().public_key) is None
+    finally:
+        await client.close()
+
+
+async def test_records_from_lying_nodes_are_not_believed(network: list[HyperDht]) -> None:
+    """A node that answers gets with forged values: the client verifies and skips them."""
+    liar = network[6]
+    kp = key_pair()
+    value = b"the real value"
+
+    def lie(req: IncomingRequest) -> bool:
+        if req.command == C.IMMUTABLE_GET:
+            req.reply(b"not the value for this hash")
+            return True
+        if req.command == C.MUTABLE_GET:
+            forged = m.MutableGetResponse(99, b"forged", bytes(64))
+            req.reply(m.encode(m.mutable_get_response, forged))
+            return True
+        return original(req)
+
+    original = liar.node.on_request
+    assert original is not None
+    liar.node.on_request = lie
+    client = await _client(network)
+    try:
+        put = await asyncio.wait_for(client.immutable_put(value), 10)
+        got = [r async for r in client.immutable_get_all(put.target)]
+        assert got and all(r.value == value for r in got)
+        assert liar.address not in {r.from_address for r in got}
+        await asyncio.wait_for(client.mutable_put(kp, b"signed", seq=3), 10)
+        records = [r async for r in client.mutable_get_all(kp.public_key)]
+        assert records and all((r.seq, r.value) == (3, b"signed") for r in records)
+        best = await client.mutable_get(kp.public_key)
+        assert best is not None and best.seq == 3
+    finally:
+        liar.node.on_request = original
+        await client.close()

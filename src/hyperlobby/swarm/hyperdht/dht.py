@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
@@ -125,8 +125,10 @@ class PutResult:
 class QueryStream(Generic[T]):
     """A running query: iterate for its mapped replies, or await :meth:`finished` for the Query.
 
-    The query starts on first use and is bounded by ``timeout``. Leaving an ``async for`` early
-    cancels it.
+    The query starts on first use and always ends by itself (bounded by ``timeout``). The
+    stream is its own iterator: leaving an ``async for`` early leaves the rest buffered for a
+    later loop; :meth:`aclose` stops the query at once (then :meth:`finished` raises
+    :class:`QueryFailed`).
     """
 
     _END: Final = object()
@@ -151,6 +153,7 @@ class QueryStream(Generic[T]):
         self._timeout = timeout
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._task: asyncio.Task[Query] | None = None
+        self._ended = False
 
     def _start(self) -> asyncio.Task[Query]:
         if self._task is None:
@@ -180,22 +183,37 @@ class QueryStream(Generic[T]):
 
     async def finished(self) -> Query:
         """Run the query to its end (items not iterated are dropped) and return it."""
-        return await self._start()
-
-    async def __aiter__(self) -> AsyncIterator[T]:
         task = self._start()
-        try:
-            while True:
-                item = await self._queue.get()
-                if item is self._END:
-                    break
-                yield item
-            await task  # re-raise a failed query
-        finally:
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, HyperlobbyError):
-                    await task
+        if task.cancelled():
+            raise QueryFailed("the query was stopped early", target=self.target.hex())
+        return await task
+
+    def __aiter__(self) -> QueryStream[T]:
+        self._start()
+        return self
+
+    async def __anext__(self) -> T:
+        if self._ended:
+            raise StopAsyncIteration
+        task = self._start()
+        item = await self._queue.get()
+        if item is self._END:
+            self._ended = True
+            failure = None if task.cancelled() else task.exception()
+            if failure is not None:
+                raise failure
+            raise StopAsyncIteration
+        result: T = item
+        return result
+
+    async def aclose(self) -> None:
+        """Stop the query now (what to do after leaving an ``async for`` early)."""
+        self._ended = True
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, HyperlobbyError):
+                await task
 
 
 def _map_lookup(reply: QueryReply) -> LookupReply | None:
@@ -408,9 +426,7 @@ class HyperDht:
 
     async def find_peer_first(self, public_key: bytes, **options: Any) -> FindPeerReply | None:
         """The first FIND_PEER answer for ``public_key``, or None when nobody routes to it."""
-        async for reply in self.find_peer(public_key, **options):
-            return reply
-        return None
+        return await _first(self.find_peer(public_key, **options))
 
     async def announce(
         self,
@@ -537,9 +553,7 @@ class HyperDht:
 
     async def immutable_get(self, target: bytes, **options: Any) -> ImmutableRecord | None:
         """The value stored under ``target`` (verified against the hash), or None."""
-        async for record in self.immutable_get_all(target, **options):
-            return record
-        return None
+        return await _first(self.immutable_get_all(target, **options))
 
     async def mutable_put(
         self,
@@ -615,10 +629,11 @@ class HyperDht:
         self, public_key: bytes, *, seq: int = 0, latest: bool = True, **options: Any
     ) -> MutableRecord | None:
         """The newest verified record of ``public_key`` (or the first one, ``latest=False``)."""
+        stream = self.mutable_get_all(public_key, seq=seq, **options)
+        if not latest:
+            return await _first(stream)
         best: MutableRecord | None = None
-        async for record in self.mutable_get_all(public_key, seq=seq, **options):
-            if not latest:
-                return record
+        async for record in stream:
             if best is None or record.seq > best.seq:
                 best = record
         return best
@@ -657,6 +672,16 @@ _STORAGE_COMMANDS: Final = frozenset(
         C.PLUGIN,  # no plugins here: accepted and left unanswered, as JS does for unknown ones
     }
 )
+
+
+async def _first(stream: QueryStream[T]) -> T | None:
+    """The first item of ``stream`` (the query is stopped right after), or None."""
+    try:
+        async for item in stream:
+            return item
+        return None
+    finally:
+        await stream.aclose()
 
 
 def _map_nothing(reply: QueryReply) -> None:
