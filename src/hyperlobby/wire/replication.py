@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -217,6 +217,31 @@ class Replication:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    def adopt(self, conn: MessageConnection) -> asyncio.Future[None]:
+        """Replicate over a connection someone else established (a HyperDHT connection).
+
+        ``conn`` is already authenticated and encrypted; its messages are fed to a session
+        synchronously as they are decrypted (no task per message). Returns a future that
+        completes when the connection ends; cancelling it closes the connection.
+        """
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        session = self._session_for(conn.is_initiator, conn.handshake_hash)
+        link = _Adopted(self, conn, session, done)
+        self._connections[conn] = link
+        self._open_all(session)
+        link.flush()
+        conn.set_receiver(link.receive, link.ended)
+        if not done.done():
+            link.start_ticks()
+
+        def on_done(fut: asyncio.Future[None]) -> None:
+            if fut.cancelled():
+                conn.close()
+
+        done.add_done_callback(on_done)
+        return done
+
     async def connect(self, host: str, port: int, *, timeout: float = 10.0) -> asyncio.Future[None]:
         """Connect to a peer over TCP and replicate in the background.
 
@@ -310,6 +335,9 @@ class Replication:
                 conn.abort()
             elif isinstance(conn, SecretStreamConnection):
                 conn.close()
+        for link in list(self._connections.values()):
+            if isinstance(link, _Adopted):
+                link.conn.close()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -416,4 +444,99 @@ class _Link:
                 await self._writer
 
 
-__all__ = ["Replication"]
+class MessageConnection(Protocol):
+    """An established, encrypted message connection made outside wire (e.g. by HyperDHT).
+
+    Only what replication needs: the role and handshake hash (they key the session), a way to
+    send encrypted messages, and a synchronous receiver hook. Lives here so wire never imports
+    the layer that makes such connections.
+    """
+
+    @property
+    def is_initiator(self) -> bool: ...
+
+    @property
+    def handshake_hash(self) -> bytes: ...
+
+    def send_batch(self, messages: Sequence[bytes]) -> None: ...
+
+    def set_receiver(
+        self,
+        on_message: Callable[[bytes], None],
+        on_close: Callable[[HyperlobbyError | None], None] | None = None,
+    ) -> None: ...
+
+    def close(self, error: HyperlobbyError | None = None) -> None: ...
+
+
+class _Adopted:
+    """Replication over a :class:`MessageConnection`: messages in by callback, frames out in one batch."""
+
+    def __init__(
+        self,
+        owner: Replication,
+        conn: MessageConnection,
+        session: ReplicationSession,
+        done: asyncio.Future[None],
+    ) -> None:
+        self.owner = owner
+        self.conn = conn
+        self.session: ReplicationSession | None = session
+        self.done = done
+        self._timer: asyncio.TimerHandle | None = None
+
+    def receive(self, message: bytes) -> None:
+        session = self.session
+        if session is None:
+            return
+        try:
+            with self.owner._write_group():
+                session.receive(message)
+        except HyperlobbyError as err:  # a peer fault, or storage failing under it
+            self.conn.close(err)
+            return
+        except Exception as exc:  # a bug of ours: drop this peer, keep the node alive
+            _log.exception("replication session failed")
+            self.conn.close(ProtocolError("internal error while handling a peer message", cause=repr(exc)))
+            return
+        self.flush()
+
+    def flush(self) -> None:
+        session = self.session
+        if session is None:
+            return
+        frames = session.data_to_send()
+        if frames:
+            try:
+                self.conn.send_batch(frames)
+            except HyperlobbyError as err:
+                self.conn.close(err)
+
+    def start_ticks(self) -> None:
+        self._timer = asyncio.get_running_loop().call_later(TICK_SECONDS, self._tick)
+
+    def _tick(self) -> None:
+        session = self.session
+        if session is None or session.closed:
+            return
+        session.tick(asyncio.get_running_loop().time())
+        self.flush()
+        self.start_ticks()
+
+    def ended(self, error: HyperlobbyError | None) -> None:
+        if self.session is None:
+            return
+        session, self.session = self.session, None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        session.close()
+        self.owner._connections.pop(self.conn, None)
+        if error is not None:
+            self.owner._report(error)
+        self.owner._flush_all()
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+__all__ = ["MessageConnection", "Replication"]

@@ -335,7 +335,8 @@ class DhtNode:
             self._socket = await UdxSocket.bind(self._host, self._port)
         self._socket.on_message = self._on_datagram
         if self.adaptive:
-            self._client = await UdxSocket.bind(self._socket.address[0], 0)
+            # same UDX namespace as the server socket, so a stream can run over either (as in JS)
+            self._client = await UdxSocket.bind(self._socket.address[0], 0, udx=self._socket.udx)
             self._client.on_message = self._on_client_datagram
         if not self.ephemeral:
             host = self._public_host or self._socket.address[0]
@@ -442,6 +443,14 @@ class DhtNode:
         if self._socket is None:
             raise ProtocolError("dht node is not started")
         return self._socket
+
+    @property
+    def request_socket(self) -> UdxSocket:
+        """The socket our requests leave from (JS ``dht.socket``): the client socket while an
+        adaptive node is firewalled, else the server socket. Peers answer and connect there."""
+        if self.firewalled and self._client is not None:
+            return self._client
+        return self.socket
 
     @property
     def address(self) -> Address:

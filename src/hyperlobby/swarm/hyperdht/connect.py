@@ -169,7 +169,7 @@ class _Attempt:
             self.on_socket(*self.early)
             return
         if not res.relayed:
-            self.on_socket(self.dht.node.socket, node.host, node.port)
+            self.on_socket(self.dht.node.request_socket, node.host, node.port)
             return
         self.choose_path(res.server_address, node, res.client_address)
 
@@ -189,7 +189,7 @@ class _Attempt:
         log.debug("connect path %s", plan)
         if plan.path is ClientPath.DIRECT:
             assert plan.address is not None
-            self.on_socket(self.dht.node.socket, plan.address.host, plan.address.port)
+            self.on_socket(self.dht.node.request_socket, plan.address.host, plan.address.port)
             return
         if plan.path is ClientPath.PASSIVE:
             self.loop.call_later(

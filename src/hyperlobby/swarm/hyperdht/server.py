@@ -363,7 +363,7 @@ class Server:
             never_punch=self.never_punch,
         )
         if path is ServerPath.CONNECT:
-            sock = (req.via or self.dht.node.socket) if direct else self.dht.node.socket
+            sock = (req.via or self.dht.node.socket) if direct else self.dht.node.request_socket
             pending.on_socket(sock, client_address.host, client_address.port)
             return pending
         if path in (ServerPath.PREPUNCH_LAN, ServerPath.HOLEPUNCH):
@@ -398,7 +398,7 @@ class Server:
         if answer is None:
             return None
         payload, socket = answer
-        return HolepunchAnswer(payload, socket or self.dht.node.socket)
+        return HolepunchAnswer(payload, socket or self.dht.node.request_socket)
 
     # --- bookkeeping -----------------------------------------------------------------------------
 

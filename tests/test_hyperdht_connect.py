@@ -1,0 +1,280 @@
+"""Connecting through a Python-only HyperDHT on 127.0.0.1: server, connect, DhtConnection, adopt.
+
+The network is a Python bootstrapper and three persistent Python nodes. Servers and clients
+run on their own HyperDht nodes, either persistent (reachable: the OPEN paths) or ephemeral
+(firewalled: the same-host LAN shortcut and the holepunch rounds). Every datagram a Python
+socket sends is checked to go to 127.0.0.0/8.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from hyperlobby.core.store import Store
+from hyperlobby.crypto.keys import key_pair
+from hyperlobby.swarm.dht_rpc import Address
+from hyperlobby.swarm.hyperdht import constants as C
+from hyperlobby.swarm.hyperdht import messages as m
+from hyperlobby.swarm.hyperdht.connect import PeerConnectionFailed, PeerNotFound, connect
+from hyperlobby.swarm.hyperdht.connection import DhtConnection
+from hyperlobby.swarm.hyperdht.dht import HyperDht
+from hyperlobby.swarm.hyperdht.server import AlreadyListening, Server, create_server
+from hyperlobby.swarm.udx import UdxSocket
+from hyperlobby.wire.replication import Replication
+
+WAIT = 15.0
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every datagram a Python socket sends in these tests must go to 127.0.0.0/8."""
+    original = UdxSocket.send
+
+    def checked(self: UdxSocket, data: bytes, address: tuple[str, int]) -> None:
+        assert address[0].startswith("127."), f"datagram to non-loopback {address}"
+        original(self, data, address)
+
+    monkeypatch.setattr(UdxSocket, "send", checked)
+
+
+class Net:
+    def __init__(self) -> None:
+        self.nodes: list[HyperDht] = []
+        self.bootstrap: list[str] = []
+
+    async def start(self, count: int = 3) -> None:
+        boot = await HyperDht.bootstrapper("127.0.0.1")
+        self.nodes.append(boot)
+        self.bootstrap = [f"127.0.0.1:{boot.address.port}"]
+        for _ in range(count):
+            self.nodes.append(await HyperDht.create(bootstrap=self.bootstrap, ephemeral=False))
+
+    async def peer(self, *, persistent: bool, **options: Any) -> HyperDht:
+        eph = False if persistent else None
+        dht = await HyperDht.create(bootstrap=self.bootstrap, ephemeral=eph, **options)
+        self.nodes.append(dht)
+        return dht
+
+    async def close(self) -> None:
+        # servers first: their unannounce needs the relays, which may be peers' nodes
+        for dht in self.nodes:
+            for server in list(getattr(dht, "_servers", [])):
+                await asyncio.wait_for(server.close(), WAIT)
+        for dht in reversed(self.nodes):
+            await asyncio.wait_for(dht.close(), WAIT)
+
+
+@pytest.fixture
+async def net() -> AsyncIterator[Net]:
+    n = Net()
+    await n.start()
+    try:
+        yield n
+    finally:
+        await n.close()
+
+
+async def echo_server(dht: HyperDht, **options: Any) -> tuple[Server, list[DhtConnection]]:
+    accepted: list[DhtConnection] = []
+
+    async def on_connection(conn: DhtConnection) -> None:
+        accepted.append(conn)
+        while True:
+            msg = await conn.recv()
+            if msg is None:
+                return
+            conn.send(b"echo:" + msg)
+
+    server = create_server(dht, on_connection=on_connection, **options)
+    await server.listen(key_pair())
+    return server, accepted
+
+
+async def roundtrip(conn: DhtConnection, data: bytes = b"hello") -> bytes | None:
+    conn.send(data)
+    return await asyncio.wait_for(conn.recv(), WAIT)
+
+
+@pytest.mark.parametrize(
+    ("server_persistent", "client_persistent", "lan"),
+    [
+        (True, True, True),
+        (False, False, True),
+        (False, False, False),
+        (True, False, True),
+        (False, True, True),
+    ],
+    ids=["open-open", "firewalled-lan", "firewalled-holepunch", "open-server", "open-client"],
+)
+async def test_connect_and_exchange(
+    net: Net, server_persistent: bool, client_persistent: bool, lan: bool
+) -> None:
+    server_dht = await net.peer(persistent=server_persistent)
+    client_dht = await net.peer(persistent=client_persistent)
+    server, accepted = await echo_server(server_dht)
+    assert server.public_key is not None
+    client_kp = key_pair()
+    conn = await connect(client_dht, server.public_key, keypair=client_kp, timeout=WAIT, lan=lan)
+    assert conn.is_initiator and conn.remote_public_key == server.public_key
+    assert conn.public_key == client_kp.public_key
+    assert await roundtrip(conn, b"x" * 5000) == b"echo:" + b"x" * 5000
+    conn.send(b"")  # an empty message is a keepalive: never delivered, so never echoed
+    assert await roundtrip(conn, b"again") == b"echo:again"
+    assert len(accepted) == 1
+    peer = accepted[0]
+    assert not peer.is_initiator
+    assert peer.remote_public_key == client_kp.public_key
+    assert peer.handshake_hash == conn.handshake_hash
+    assert peer.remote_address[0] == "127.0.0.1"
+    conn.close()
+    await asyncio.wait_for(peer.wait_closed(), WAIT)
+    assert conn.closed.done()
+
+
+async def test_keepalive_is_filtered_and_stream_stays_open(net: Net) -> None:
+    server_dht = await net.peer(persistent=True)
+    client_dht = await net.peer(persistent=True)
+    server, _ = await echo_server(server_dht)
+    assert server.public_key is not None
+    conn = await connect(client_dht, server.public_key, timeout=WAIT)
+    conn.keepalive = 0.05
+    conn._arm_keepalive()
+    await asyncio.sleep(0.3)  # several keepalives cross; none shows up as a message
+    assert await roundtrip(conn, b"after") == b"echo:after"
+    conn.close()
+
+
+async def test_connect_through_given_relay_addresses(net: Net) -> None:
+    server_dht = await net.peer(persistent=False)
+    client_dht = await net.peer(persistent=False)
+    server, _ = await echo_server(server_dht)
+    assert server.public_key is not None and server.relay_addresses
+    conn = await connect(client_dht, server.public_key, relay_addresses=server.relay_addresses, timeout=WAIT)
+    assert await roundtrip(conn) == b"echo:hello"
+    conn.close()
+
+
+async def test_replicate_a_core_over_the_connection(net: Net) -> None:
+    server_dht = await net.peer(persistent=False)
+    client_dht = await net.peer(persistent=False)
+    writer_store, reader_store = Store(":memory:"), Store(":memory:")
+    writer_rep, reader_rep = Replication(writer_store), Replication(reader_store)
+    try:
+        core = writer_store.get(name="dht-core")
+        blocks = [f"block {i}".encode() * (i + 1) for i in range(40)]
+        core.append(blocks)
+        writer_rep.add(core)
+        server = create_server(server_dht, on_connection=writer_rep.adopt)
+        await server.listen(key_pair())
+        assert server.public_key is not None
+        conn = await connect(client_dht, server.public_key, timeout=WAIT)
+        ended = reader_rep.adopt(conn)
+        copy = reader_store.get(key=core.key)
+        assert await reader_rep.update(copy, timeout=WAIT) == len(blocks)
+        reader_rep.download(copy, 0, len(blocks))
+        await reader_rep.wait_downloaded(copy, len(blocks), timeout=WAIT)
+        assert [copy.get(i) for i in range(len(blocks))] == blocks
+        core.append(b"live")  # a later append reaches the reader too
+        assert await reader_rep.get(copy, len(blocks), timeout=WAIT) == b"live"
+        assert reader_rep.connections == 1 and writer_rep.connections == 1
+        ended.cancel()  # cancelling the future closes the connection
+        await asyncio.wait_for(conn.wait_closed(), WAIT)
+        for _ in range(200):
+            if writer_rep.connections == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert writer_rep.connections == 0
+    finally:
+        await reader_rep.close()
+        await writer_rep.close()
+        writer_store.close()
+        reader_store.close()
+
+
+async def test_server_firewall_rejects_and_sees_client(net: Net) -> None:
+    server_dht = await net.peer(persistent=True)
+    # a rejecting server stays silent, so the client's handshakes time out: keep that short
+    client_dht = await net.peer(persistent=True, request_timeout=0.25, retries=1)
+    seen: list[tuple[bytes, m.NoisePayload, Address]] = []
+
+    def firewall(remote_key: bytes, payload: m.NoisePayload, address: Address) -> bool:
+        seen.append((remote_key, payload, address))
+        return True
+
+    server, accepted = await echo_server(server_dht, firewall=firewall)
+    assert server.public_key is not None
+    client_kp = key_pair()
+    with pytest.raises(PeerConnectionFailed):
+        await connect(client_dht, server.public_key, keypair=client_kp, timeout=WAIT)
+    assert seen and seen[0][0] == client_kp.public_key
+    assert seen[0][1].udx is not None and seen[0][2].host == "127.0.0.1"
+    assert accepted == []
+
+
+async def test_unknown_key_is_not_found(net: Net) -> None:
+    client_dht = await net.peer(persistent=True)
+    with pytest.raises(PeerNotFound):
+        await connect(client_dht, key_pair().public_key, timeout=WAIT)
+
+
+async def test_wrong_key_through_a_relay_fails_cleanly(net: Net) -> None:
+    server_dht = await net.peer(persistent=True)
+    client_dht = await net.peer(persistent=True)
+    server, _ = await echo_server(server_dht)
+    with pytest.raises(PeerConnectionFailed):
+        await connect(client_dht, key_pair().public_key, relay_addresses=server.relay_addresses, timeout=WAIT)
+    assert server.public_key is not None  # the server still serves its real key
+    conn = await connect(client_dht, server.public_key, timeout=WAIT)
+    assert await roundtrip(conn) == b"echo:hello"
+    conn.close()
+
+
+async def test_hostile_handshakes_are_refused_without_harm(net: Net) -> None:
+    server_dht = await net.peer(persistent=True)
+    client_dht = await net.peer(persistent=True)
+    server, accepted = await echo_server(server_dht)
+    assert server.public_key is not None and server.target is not None
+    to = server_dht.address
+    here = Address("127.0.0.1", 9)
+    hs, hp = C.PEER_HANDSHAKE, C.PEER_HOLEPUNCH
+    values = [
+        (hs, b""),
+        (hs, b"\xff" * 40),
+        (hs, m.encode(m.handshake, m.Handshake(C.FROM_CLIENT, b""))),
+        (hs, m.encode(m.handshake, m.Handshake(C.FROM_CLIENT, b"\x00" * 32))),
+        (hs, m.encode(m.handshake, m.Handshake(C.FROM_CLIENT, bytes(range(200))))),
+        (hs, m.encode(m.handshake, m.Handshake(C.FROM_RELAY, b"\x01" * 120, peer_address=here))),
+        (hp, m.encode(m.holepunch, m.Holepunch(C.FROM_RELAY, 0, b"\x02" * 60, peer_address=here))),
+        (hp, b"\x07" * 10),
+    ]
+    for command, value in values:
+        with contextlib.suppress(Exception):
+            await client_dht.node.request(
+                command, to, target=server.target, value=value, retries=0, timeout=0.2
+            )
+    assert accepted == []
+    conn = await connect(client_dht, server.public_key, timeout=WAIT)
+    assert await roundtrip(conn) == b"echo:hello"
+    conn.close()
+
+
+async def test_listen_twice_and_close_is_bounded(net: Net) -> None:
+    dht = await net.peer(persistent=True)
+    kp = key_pair()
+    server = create_server(dht)
+    await server.listen(kp)
+    with pytest.raises(AlreadyListening):
+        await server.listen(kp)
+    other = create_server(dht)
+    with pytest.raises(AlreadyListening):
+        await other.listen(kp)
+    await asyncio.wait_for(server.close(), WAIT)
+    assert server.target is not None and dht.router.get(server.target) is None
+    client_dht = await net.peer(persistent=True)
+    with pytest.raises((PeerNotFound, PeerConnectionFailed)):
+        await connect(client_dht, kp.public_key, timeout=5)
