@@ -8,7 +8,7 @@ here is structural: any object with these members fits.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, Callable, Sequence
 from typing import Any, Protocol
 
 from hyperlobby.crypto.keys import KeyPair
@@ -68,7 +68,7 @@ class Server(Protocol):
 
 
 class Dht(Protocol):
-    def lookup(self, topic: bytes) -> AsyncIterator[Any]: ...
+    def lookup(self, topic: bytes) -> AsyncIterable[Any]: ...
 
     async def announce(
         self, topic: bytes, keypair: KeyPair, relay_addresses: Sequence[Address] = ()

@@ -48,6 +48,7 @@ from hyperlobby.errors import SwarmError
 from hyperlobby.swarm.dht_rpc.messages import Address
 from hyperlobby.swarm.hyperswarm.connection_set import ConnectionSet, PeerQueue, keep_new_connection
 from hyperlobby.swarm.hyperswarm.dht_protocol import Connection, Dht
+from hyperlobby.swarm.hyperswarm.hyperdht_adapter import as_swarm_dht
 from hyperlobby.swarm.hyperswarm.peer_discovery import PeerDiscovery, PeerDiscoverySession
 from hyperlobby.swarm.hyperswarm.peer_info import PeerInfo
 from hyperlobby.swarm.hyperswarm.retry_timer import RetryTimer
@@ -121,7 +122,7 @@ class Swarm:
 
     def __init__(
         self,
-        dht: Dht,
+        dht: Dht | Any,
         *,
         keypair: KeyPair | None = None,
         max_peers: int = MAX_PEERS,
@@ -136,7 +137,7 @@ class Swarm:
         owns_dht: bool = False,
         rng: random.Random | None = None,
     ) -> None:
-        self.dht = dht
+        self.dht = as_swarm_dht(dht)  # a HyperDht, or anything with the Dht protocol
         self.key_pair = keypair or key_pair()
         if self.key_pair.secret_key is None:
             raise SwarmError("a swarm needs a key pair with a secret key (it authenticates as it)")
@@ -552,7 +553,7 @@ class Swarm:
             return True
         return False
 
-    def _server_firewall(self, remote_public_key: bytes, payload: Any = None) -> bool:
+    def _server_firewall(self, remote_public_key: bytes, *_handshake: Any) -> bool:
         """The DHT server's firewall: True rejects the incoming handshake."""
         key = bytes(remote_public_key)
         if self.destroyed or self._reject(key):
