@@ -564,9 +564,14 @@ class MerkleTree:
         pos = tree_index
         count = 0
         get = self.reader.get_node
-        while not flat_tree.contains(pos, head) and get(pos) is None:
+        # Walk up while the node is not stored and lies inside the tree (an ancestor of a node
+        # inside the tree starts left of ``head``, so it holds ``head`` once its span reaches it).
+        # The flat-tree steps are written out: a reader calls this for every block it requests.
+        bit = (tree_index + 1) & -(tree_index + 1)  # 2^depth
+        while pos + bit - 1 < head and get(pos) is None:
             count += 1
-            pos = parent(pos)
+            pos = (pos & ~(bit << 1)) | bit
+            bit <<= 1
         return count
 
     # --- proof generation (responder) -----------------------------------------------------------

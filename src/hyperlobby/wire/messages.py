@@ -648,11 +648,138 @@ HYPERCORE_MESSAGES: Final[tuple[MessageType, ...]] = (
 _TYPE_OF: Final[dict[type[Any], MessageType]] = {m.cls: m for m in HYPERCORE_MESSAGES}
 
 
+# --- fast paths for the messages of a download ------------------------------------------------------
+#
+# A download is one request and one data message per block, so these two are written and read
+# without the generic State/codec machinery: bytes are joined once, and reads walk the buffer
+# with local indexes. They produce and accept exactly what the codecs above do (the tests compare
+# both on random messages); a decoder that meets anything unusual (other parts present, a 9-byte
+# uint, a short buffer) gives up with _Slow and the generic codec handles the body, with its errors.
+
+_ub = c.uint_bytes
+
+
+class _Slow(Exception):
+    """The fast decoder met something it leaves to the generic codec."""
+
+
+def _uint_at(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+    """The compact uint at ``pos`` and the position after it (1-, 3- and 5-byte forms only)."""
+    if pos >= end:
+        raise _Slow
+    first = buf[pos]
+    if first < 0xFD:
+        return first, pos + 1
+    if first == 0xFD:
+        if pos + 3 > end:
+            raise _Slow
+        return buf[pos + 1] | buf[pos + 2] << 8, pos + 3
+    if first == 0xFE:
+        if pos + 5 > end:
+            raise _Slow
+        return int.from_bytes(buf[pos + 1 : pos + 5], "little"), pos + 5
+    raise _Slow
+
+
+def _encode_request(m: Request) -> bytes:
+    flags = (
+        (1 if m.block else 0)
+        | (2 if m.hash else 0)
+        | (4 if m.seek else 0)
+        | (8 if m.upgrade else 0)
+        | (16 if m.manifest else 0)
+        | (32 if m.priority else 0)
+    )
+    out = _ub(flags) + _ub(m.id) + _ub(m.fork)
+    if m.block:
+        out += _ub(m.block.index) + _ub(m.block.nodes)
+    if m.hash:
+        out += _ub(m.hash.index) + _ub(m.hash.nodes)
+    if m.seek:
+        out += _ub(m.seek.bytes) + _ub(m.seek.padding)
+    if m.upgrade:
+        out += _ub(m.upgrade.start) + _ub(m.upgrade.length)
+    if m.priority:
+        out += _ub(m.priority)
+    return out
+
+
+def _decode_block_request(buf: bytes) -> Request:
+    """A request for one block (flags 1, or 1|32 with a priority)."""
+    end = len(buf)
+    flags = buf[0] if end else -1
+    if flags != 1 and flags != 33:
+        raise _Slow
+    rid, pos = _uint_at(buf, 1, end)
+    fork, pos = _uint_at(buf, pos, end)
+    index, pos = _uint_at(buf, pos, end)
+    nodes, pos = _uint_at(buf, pos, end)
+    priority = _uint_at(buf, pos, end)[0] if flags == 33 else 0
+    return Request(rid, fork, BlockRequest(index, nodes), None, None, None, False, priority)
+
+
+def _encode_data_block(m: Data, block: DataBlock) -> bytes:
+    parts = [b"\x01", _ub(m.request), _ub(m.fork), _ub(block.index), _ub(len(block.value)), block.value]
+    nodes = block.nodes
+    parts.append(_ub(len(nodes)))
+    for n in nodes:
+        if len(n.hash) != 32:
+            raise EncodeError("tree node hash must be 32 bytes", got=len(n.hash))
+        parts.append(_ub(n.index))
+        parts.append(_ub(n.size))
+        parts.append(n.hash)
+    return b"".join(parts)
+
+
+def _decode_data_block(buf: bytes) -> Data:
+    """A data message holding only a block and its proof nodes (flags 1)."""
+    end = len(buf)
+    if not end or buf[0] != 1:
+        raise _Slow
+    request, pos = _uint_at(buf, 1, end)
+    fork, pos = _uint_at(buf, pos, end)
+    index, pos = _uint_at(buf, pos, end)
+    size, pos = _uint_at(buf, pos, end)
+    stop = pos + size
+    if stop > end:
+        raise _Slow
+    value = buf[pos:stop]
+    count, pos = _uint_at(buf, stop, end)
+    if count > c.MAX_ARRAY_LENGTH or count * _NODE_MIN_SIZE > end - pos:
+        raise _Slow
+    nodes = []
+    for _ in range(count):
+        node_index, pos = _uint_at(buf, pos, end)
+        node_size, pos = _uint_at(buf, pos, end)
+        stop = pos + 32
+        if stop > end:
+            raise _Slow
+        nodes.append(TreeNode(node_index, node_size, buf[pos:stop]))
+        pos = stop
+    return Data(request, fork, DataBlock(index, value, tuple(nodes)))
+
+
 def encode_message(msg: Message) -> tuple[int, bytes]:
     """``(protomux message type, body)`` for a replication message."""
-    entry = _TYPE_OF.get(type(msg))
+    kind = type(msg)
+    if kind is Request:
+        assert isinstance(msg, Request)
+        return 1, _encode_request(msg)
+    if kind is Data:
+        assert isinstance(msg, Data)
+        block = msg.block
+        if (
+            block is not None
+            and msg.hash is None
+            and msg.seek is None
+            and msg.upgrade is None
+            and not msg.manifest
+            and type(block.value) is bytes
+        ):
+            return 3, _encode_data_block(msg, block)
+    entry = _TYPE_OF.get(kind)
     if entry is None:
-        raise EncodeError("not a hypercore message", type=type(msg).__name__)
+        raise EncodeError("not a hypercore message", type=kind.__name__)
     return entry.type, c.encode(entry.codec, msg)
 
 
@@ -662,6 +789,14 @@ def decode_message(type_: int, body: bytes | bytearray | memoryview) -> Message:
     Raises :class:`DecodeError` for an unknown type (protomux drops those before they get
     here, see ``wire.protomux``) or a malformed body.
     """
+    if type(body) is bytes:
+        try:
+            if type_ == 3:
+                return _decode_data_block(body)
+            if type_ == 1:
+                return _decode_block_request(body)
+        except _Slow:
+            pass
     if not 0 <= type_ < len(HYPERCORE_MESSAGES):
         raise DecodeError("unknown hypercore message type", type=type_)
     msg: Message = HYPERCORE_MESSAGES[type_].codec.decode(State(body))
