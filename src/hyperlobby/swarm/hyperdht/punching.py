@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -44,6 +45,8 @@ from hyperlobby.swarm.udx import UdxSocket
 
 if TYPE_CHECKING:
     from hyperlobby.swarm.hyperdht.dht import HyperDht
+
+log = logging.getLogger(__name__)
 
 NAT_SAMPLE_TIMEOUT = 2.0
 REQUEST_TIMEOUT = 1.0
@@ -119,7 +122,9 @@ class PunchSocket:
             try:
                 res = await self.request(PING, node, internal=True, timeout=0.5, retries=1)
             except HolepunchError:
+                log.debug("no NAT sample from %s", node)
                 return
+            log.debug("NAT sample from %s: %s", node, res.to)
             nat.add(res.to, node)
 
         tasks = [asyncio.get_running_loop().create_task(one(n)) for n in nodes[:count]]
@@ -177,7 +182,7 @@ class ServerPunch:
     ) -> ServerPunch:
         sp = cls(dht, final, await PunchSocket.open(dht), remote_firewall)
         sp.on_socket = on_socket
-        nodes = dht.node.nodes()
+        nodes = _sample_nodes(dht)
         sp._sampling = asyncio.get_running_loop().create_task(sp.punch.sample_nat(sp.nat, nodes))
         return sp
 
@@ -198,10 +203,18 @@ class ServerPunch:
         asyncio.get_running_loop().create_task(self.punch.close())
 
     def _on_probe(self, source: Address) -> None:
+        log.debug("server punch socket got a probe from %s", source)
         if self.puncher.on_probe(source):
             self.punch.probe(source)  # the responder echoes so the initiator's NAT lets us in
 
-    def _abort(self, error: int = C.ERROR_ABORTED) -> tuple[bytes, UdxSocket | None]:
+    def _abort(self, error: int = C.ERROR_ABORTED, why: str = "") -> tuple[bytes, UdxSocket | None]:
+        log.debug(
+            "server holepunch aborted: %s (nat %s after %d samples, remote %s)",
+            why,
+            self.nat.firewall,
+            self.nat.sampled,
+            self.puncher.remote_firewall,
+        )
         sealed = self.payload.encrypt(
             m.HolepunchPayload(error=error, firewall=C.FIREWALL_UNKNOWN, round=self.round)
         )
@@ -218,11 +231,12 @@ class ServerPunch:
         self, sealed: bytes, peer_address: Address, req: IncomingRequest, from_relay: bool
     ) -> tuple[bytes, UdxSocket | None] | None:
         remote = self.payload.decrypt(sealed)
+        log.debug("server holepunch round %s", remote)
         if remote is None or self.puncher.destroyed:
             return None
         if remote.error != C.ERROR_NONE:
             self.round = max(self.round, remote.round)
-            return self._abort()
+            return self._abort(why="remote error")
         token = self.payload.token(peer_address.host)
         echoed = from_relay and remote.remote_token is not None and remote.remote_token == token
         if remote.round >= self.round:
@@ -237,7 +251,7 @@ class ServerPunch:
         if self.puncher.destroyed:
             return None
         if not stable:
-            return self._abort()
+            return self._abort(why="unstable")
         nat_addresses = self.nat.addresses or []
         if (
             self.nat.firewall in (C.FIREWALL_OPEN, C.FIREWALL_CONSISTENT)
@@ -248,7 +262,7 @@ class ServerPunch:
         if self.puncher.remote_holepunching:
             strategy = self.puncher.strategy()
             if strategy is not Strategy.CONSISTENT:
-                return self._abort()
+                return self._abort(why=f"strategy {strategy.value}")
             self.puncher.punching = True
             self._probing = asyncio.get_running_loop().create_task(self._probe_loop())
         if self.nat.firewall != C.FIREWALL_UNKNOWN:
@@ -269,6 +283,16 @@ class ServerPunch:
 
     async def _probe_loop(self) -> None:
         await _run_schedule(self.punch, self.puncher)
+
+
+def _sample_nodes(dht: HyperDht) -> list[Address]:
+    """Nodes to ask how our punch socket looks: the routing table, newest first as JS picks
+    them, then the bootstrap nodes when the table is short (a small network)."""
+    nodes = list(reversed(dht.node.nodes()))
+    for addr in dht.node.bootstrap_nodes:
+        if addr not in nodes:
+            nodes.append(addr)
+    return nodes
 
 
 async def _run_schedule(punch: PunchSocket, puncher: Puncher) -> None:
@@ -349,7 +373,7 @@ class ClientPunch:
 
     async def run(self, server_address: Address, relay: m.RelayInfo) -> None:
         """Probe, then punch; returns once probing started (the connection comes by on_socket)."""
-        nodes = self.dht.node.nodes()
+        nodes = _sample_nodes(self.dht)
         sampling = asyncio.get_running_loop().create_task(self.punch.sample_nat(self.nat, nodes))
         self.punch.probe(server_address)  # fast open toward where the relay saw the server
         try:

@@ -1,0 +1,360 @@
+"""Connecting through HyperDHT between Python and the real JS hyperdht 6.34.0, on 127.0.0.1.
+
+The JS side (interop/peers/hyperdht_connect_peer.js) runs a @hyperswarm/testnet network
+(persistent hyperdht nodes bound to 127.0.0.1); Python HyperDht nodes bootstrap from it, so
+every handshake is relayed by JS nodes. Checked both ways: a Python client reaches a JS server
+and a JS client a Python server, with the server firewalled (same-host shortcut, holepunch
+offer) or reachable; data crosses the encrypted stream; a JS hypercore replicates to Python and
+a Python core to JS; a firewall rejects; a wrong key fails cleanly; garbage handshakes hurt
+nobody. Every Python datagram is checked to go to 127.0.0.0/8.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import INTEROP, node_binary
+from hyperlobby.core.store import Store
+from hyperlobby.crypto.hashes import blake2b256
+from hyperlobby.crypto.keys import key_pair
+from hyperlobby.swarm.dht_rpc import Address
+from hyperlobby.swarm.hyperdht import constants as C
+from hyperlobby.swarm.hyperdht import messages as m
+from hyperlobby.swarm.hyperdht.connect import PeerConnectionFailed, PeerNotFound, connect
+from hyperlobby.swarm.hyperdht.connection import DhtConnection
+from hyperlobby.swarm.hyperdht.dht import HyperDht
+from hyperlobby.swarm.hyperdht.server import Server, create_server
+from hyperlobby.swarm.udx import UdxSocket
+from hyperlobby.wire.replication import Replication
+
+pytestmark = pytest.mark.interop
+
+WAIT = 20.0
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every datagram a Python socket sends in these tests must go to 127.0.0.0/8."""
+    original = UdxSocket.send
+
+    def checked(self: UdxSocket, data: bytes, address: tuple[str, int]) -> None:
+        assert address[0].startswith("127."), f"datagram to non-loopback {address}"
+        original(self, data, address)
+
+    monkeypatch.setattr(UdxSocket, "send", checked)
+
+
+class JsPeer:
+    """The JS testnet process, one JSON line per command (every wait bounded)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.info: dict[str, Any] = {}
+
+    @classmethod
+    async def start(cls, storage: Path) -> JsPeer:
+        proc = await asyncio.create_subprocess_exec(
+            node_binary(),
+            str(INTEROP / "peers" / "hyperdht_connect_peer.js"),
+            str(storage),
+            cwd=INTEROP,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            limit=1 << 22,
+        )
+        js = cls(proc)
+        js.info = await js._line(60)
+        if not js.info.get("ready"):
+            await js.close()
+            pytest.fail(f"JS hyperdht testnet did not start: {js.info}")
+        return js
+
+    async def _line(self, timeout: float) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        raw = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        if not raw:
+            err = b""
+            if self.proc.stderr is not None:
+                err = await asyncio.wait_for(self.proc.stderr.read(), 5)
+            pytest.fail(f"JS hyperdht peer exited: {err.decode(errors='replace')}")
+        result: dict[str, Any] = json.loads(raw)
+        return result
+
+    async def call(self, timeout: float = 45, **cmd: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
+        await self.proc.stdin.drain()
+        reply = await self._line(timeout)
+        if reply.get("event") == "error":
+            pytest.fail(f"JS command {cmd} failed: {reply.get('message')}")
+        return reply
+
+    @property
+    def bootstrap(self) -> list[str]:
+        return [f"{b['host']}:{b['port']}" for b in self.info["bootstrap"]]
+
+    async def close(self) -> None:
+        if self.proc.returncode is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write(b'{"cmd":"quit"}\n')
+                await asyncio.wait_for(self.proc.wait(), 15)
+            except (TimeoutError, BrokenPipeError, ConnectionResetError):
+                pass
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+class Py:
+    """Python HyperDht nodes joined to the JS testnet."""
+
+    def __init__(self, js: JsPeer) -> None:
+        self.js = js
+        self.nodes: list[HyperDht] = []
+
+    async def node(self, *, persistent: bool = False, **options: Any) -> HyperDht:
+        for b in self.js.bootstrap:
+            assert b.startswith("127.")
+        dht = await HyperDht.create(
+            bootstrap=self.js.bootstrap, ephemeral=False if persistent else None, **options
+        )
+        self.nodes.append(dht)
+        return dht
+
+    async def close(self) -> None:
+        for dht in self.nodes:
+            for server in list(getattr(dht, "_servers", [])):
+                await asyncio.wait_for(server.close(), WAIT)
+        for dht in reversed(self.nodes):
+            await asyncio.wait_for(dht.close(), WAIT)
+
+
+@pytest.fixture
+async def js(tmp_path: Path) -> AsyncIterator[JsPeer]:
+    peer = await JsPeer.start(tmp_path)
+    try:
+        yield peer
+    finally:
+        await peer.close()
+
+
+@pytest.fixture
+async def py(js: JsPeer) -> AsyncIterator[Py]:
+    p = Py(js)
+    try:
+        yield p
+    finally:
+        await p.close()
+
+
+async def echo_server(dht: HyperDht, **options: Any) -> tuple[Server, list[bytes], list[DhtConnection]]:
+    got: list[bytes] = []
+    conns: list[DhtConnection] = []
+
+    async def on_connection(conn: DhtConnection) -> None:
+        conns.append(conn)
+        with contextlib.suppress(Exception):
+            while (msg := await conn.recv()) is not None:
+                got.append(msg)
+                conn.send(b"echo:" + msg)
+
+    server = create_server(dht, on_connection=on_connection, **options)
+    await server.listen(key_pair())
+    return server, got, conns
+
+
+@pytest.mark.parametrize("js_firewalled", [True, False], ids=["js-firewalled", "js-open"])
+@pytest.mark.parametrize("py_persistent", [False, True], ids=["py-ephemeral", "py-persistent"])
+async def test_python_client_to_js_server(
+    js: JsPeer, py: Py, js_firewalled: bool, py_persistent: bool
+) -> None:
+    served = await js.call(cmd="listen", mode="echo", firewalled=js_firewalled)
+    client = await py.node(persistent=py_persistent)
+    kp = key_pair()
+    start = time.perf_counter()
+    conn = await connect(client, bytes.fromhex(served["publicKey"]), keypair=kp, timeout=WAIT)
+    assert conn.remote_public_key.hex() == served["publicKey"]
+    conn.send(b"from python")
+    assert await asyncio.wait_for(conn.recv(), WAIT) == b"echo:from python"
+    print(f"python->js connect+roundtrip: {(time.perf_counter() - start) * 1000:.1f} ms")
+    big = bytes(range(256)) * 300
+    conn.send(big)
+    assert await asyncio.wait_for(conn.recv(), WAIT) == b"echo:" + big
+    received = await js.call(cmd="received", id=served["id"])
+    assert received["messages"] == [b"from python".hex(), big.hex()]
+    conn.close()
+
+
+@pytest.mark.parametrize("py_persistent", [False, True], ids=["py-ephemeral", "py-persistent"])
+@pytest.mark.parametrize("js_firewalled", [True, False], ids=["js-firewalled", "js-open"])
+async def test_js_client_to_python_server(
+    js: JsPeer, py: Py, py_persistent: bool, js_firewalled: bool
+) -> None:
+    dht = await py.node(persistent=py_persistent)
+    server, got, conns = await echo_server(dht)
+    assert server.public_key is not None
+    res = await js.call(
+        cmd="connect", publicKey=server.public_key.hex(), message=b"from js".hex(), firewalled=js_firewalled
+    )
+    assert res["ok"], res
+    assert bytes.fromhex(res["reply"]) == b"echo:from js"
+    assert got == [b"from js"]
+    assert len(conns) == 1 and conns[0].handshake_hash.hex() == res["handshakeHash"]
+    print(f"js->python connect+roundtrip: {res['ms']} ms")
+
+
+async def test_python_client_holepunches_to_js_server(js: JsPeer, py: Py) -> None:
+    """No same-host shortcut: the PEER_HOLEPUNCH rounds run against JS's server and the
+    connection comes up over the punch sockets."""
+    served = await js.call(cmd="listen", mode="echo")
+    client = await py.node()
+    conn = await connect(client, bytes.fromhex(served["publicKey"]), timeout=WAIT, lan=False)
+    assert conn.udx_stream.socket is not client.node.socket  # a punch socket carries it
+    conn.send(b"punched")
+    assert await asyncio.wait_for(conn.recv(), WAIT) == b"echo:punched"
+    conn.close()
+
+
+async def test_js_client_holepunches_to_python_server(js: JsPeer, py: Py) -> None:
+    dht = await py.node()
+    server, got, conns = await echo_server(dht)
+    assert server.public_key is not None
+    res = await js.call(cmd="connect", publicKey=server.public_key.hex(), lan=False)
+    assert res["ok"], res
+    assert got == [b"hello"]
+    # it runs over our punch socket (the fast-open probe of the first round opened the path)
+    assert conns[0].udx_stream.socket is not dht.node.socket
+    assert res["remoteAddress"]["port"] == conns[0].udx_stream.socket.address[1] != dht.address.port
+
+
+async def test_js_to_js_reference_time(js: JsPeer) -> None:
+    """The same round trip between two JS nodes, for comparison (printed, not asserted)."""
+    served = await js.call(cmd="listen", mode="echo")
+    res = await js.call(cmd="connect", publicKey=served["publicKey"])
+    assert res["ok"], res
+    print(f"js->js connect+roundtrip: {res['ms']} ms")
+
+
+async def test_js_client_uses_relay_addresses_of_python_server(js: JsPeer, py: Py) -> None:
+    dht = await py.node()
+    server, got, _ = await echo_server(dht)
+    assert server.public_key is not None and server.relay_addresses
+    relays = [{"host": a.host, "port": a.port} for a in server.relay_addresses]
+    res = await js.call(cmd="connect", publicKey=server.public_key.hex(), relayAddresses=relays)
+    assert res["ok"], res
+    assert got == [b"hello"]
+
+
+async def test_js_core_replicates_to_python(js: JsPeer, py: Py) -> None:
+    blocks = [f"js block {i}".encode() * (i + 1) for i in range(30)]
+    served = await js.call(cmd="listen", mode="core", blocks=[b.hex() for b in blocks])
+    client = await py.node()
+    store = Store(":memory:")
+    rep = Replication(store)
+    try:
+        conn = await connect(client, bytes.fromhex(served["publicKey"]), timeout=WAIT)
+        ended = rep.adopt(conn)
+        copy = store.get(key=bytes.fromhex(served["coreKey"]))
+        assert await rep.update(copy, timeout=WAIT) == len(blocks)
+        rep.download(copy, 0, len(blocks))
+        await rep.wait_downloaded(copy, len(blocks), timeout=WAIT)
+        assert [copy.get(i) for i in range(len(blocks))] == blocks
+        ended.cancel()
+    finally:
+        await rep.close()
+        store.close()
+
+
+async def test_python_core_replicates_to_js(js: JsPeer, py: Py) -> None:
+    dht = await py.node()
+    store = Store(":memory:")
+    rep = Replication(store)
+    try:
+        core = store.get(name="py-core")
+        blocks = [f"py block {i}".encode() * (i + 2) for i in range(25)]
+        core.append(blocks)
+        rep.add(core)
+        server = create_server(dht, on_connection=rep.adopt)
+        await server.listen(key_pair())
+        assert server.public_key is not None
+        res = await js.call(
+            cmd="fetch", publicKey=server.public_key.hex(), coreKey=core.key.hex(), length=len(blocks)
+        )
+        assert [bytes.fromhex(b) for b in res["blocks"]] == blocks
+    finally:
+        await rep.close()
+        store.close()
+
+
+async def test_js_server_firewall_rejects_python(js: JsPeer, py: Py) -> None:
+    served = await js.call(cmd="listen", mode="echo", reject=True)
+    client = await py.node(request_timeout=0.25, retries=1)
+    kp = key_pair()
+    with pytest.raises(PeerConnectionFailed):
+        await connect(client, bytes.fromhex(served["publicKey"]), keypair=kp, timeout=WAIT)
+    knocks = await js.call(cmd="knocks", id=served["id"])
+    assert kp.public_key.hex() in knocks["knocks"]
+
+
+async def test_python_server_firewall_rejects_js(js: JsPeer, py: Py) -> None:
+    dht = await py.node()
+    seen: list[bytes] = []
+
+    def firewall(remote: bytes, payload: m.NoisePayload, address: Address) -> bool:
+        seen.append(remote)
+        return True
+
+    server, got, _ = await echo_server(dht, firewall=firewall)
+    assert server.public_key is not None
+    res = await js.call(cmd="connect", publicKey=server.public_key.hex())
+    assert not res["ok"]
+    assert res["code"] in ("PEER_CONNECTION_FAILED", "REQUEST_TIMEOUT", "PEER_NOT_FOUND"), res
+    print("js code", res["code"])
+    assert len(seen) >= 1 and got == []
+
+
+async def test_wrong_public_key_fails_cleanly_both_ways(js: JsPeer, py: Py) -> None:
+    served = await js.call(cmd="listen", mode="echo")
+    client = await py.node()
+    with pytest.raises(PeerNotFound):
+        await connect(client, key_pair().public_key, timeout=WAIT)
+    res = await js.call(cmd="connect", publicKey=key_pair().public_key.hex())
+    assert not res["ok"] and res["code"] == "PEER_NOT_FOUND", res
+    # and the real key still works afterwards
+    conn = await connect(client, bytes.fromhex(served["publicKey"]), timeout=WAIT)
+    conn.send(b"still fine")
+    assert await asyncio.wait_for(conn.recv(), WAIT) == b"echo:still fine"
+    conn.close()
+
+
+async def test_garbage_handshakes_to_js_server_are_refused(js: JsPeer, py: Py) -> None:
+    served = await js.call(cmd="listen", mode="echo")
+    client = await py.node()
+    target = blake2b256(bytes.fromhex(served["publicKey"]))
+    relays = [Address(a["host"], a["port"]) for a in served["relayAddresses"]]
+    assert relays
+    for value in (
+        b"\xff" * 50,
+        m.encode(m.handshake, m.Handshake(C.FROM_CLIENT, b"\x00" * 32)),
+        m.encode(m.handshake, m.Handshake(C.FROM_CLIENT, bytes(range(150)))),
+        m.encode(m.holepunch, m.Holepunch(C.FROM_CLIENT, 0, b"\x01" * 64)),
+    ):
+        for relay in relays:
+            with contextlib.suppress(Exception):
+                await client.node.request(
+                    C.PEER_HANDSHAKE, relay, target=target, value=value, retries=0, timeout=0.3
+                )
+    conn = await connect(client, bytes.fromhex(served["publicKey"]), timeout=WAIT)
+    conn.send(b"ok")
+    assert await asyncio.wait_for(conn.recv(), WAIT) == b"echo:ok"
+    conn.close()
