@@ -494,6 +494,31 @@ def test_pipelined_block_proofs_with_any_node_forged_are_refused() -> None:
     assert refused > 37 * 3
 
 
+def test_block_proof_mixing_held_and_new_siblings() -> None:
+    """The requester holds the leaf and its sibling but not the next level up: the held part is
+    checked without hashing, then the value is rebuilt to fold in the sibling it lacks."""
+    writer_nodes = DictReader()
+    writer = MerkleTree(writer_nodes)
+    blocks = [bytes([i]) * (i + 1) for i in range(16)]
+    update = writer.append(blocks)
+    writer_nodes.store(update)
+    writer.apply(update)
+    truth = writer_nodes.nodes
+    proof = writer.proof(ProofRequest(0, block=BlockRequest(0, 4)), blocks[0])
+    assert proof.block is not None and [n.index for n in proof.block.nodes] == [2, 5, 11, 23]
+    held = {i: truth[i] for i in (0, 2, 15)}  # leaf 0, its sibling, the root; not 1, 3 or 7
+    requester = MerkleTree(DictReader(held), roots=[truth[15]])
+    result = requester.verify(proof, lambda *_: False)
+    assert {n.index for n in result.nodes} == {3, 5, 7, 11, 23}
+    assert all(truth[n.index] == n for n in result.nodes)
+    for k in range(4):
+        bad = [*proof.block.nodes]
+        bad[k] = TreeNode(bad[k].index, bad[k].size, bytes(32))
+        forged = dataclasses.replace(proof, block=dataclasses.replace(proof.block, nodes=tuple(bad)))
+        with pytest.raises(VerificationError):
+            requester.verify(forged, lambda *_: False)
+
+
 def test_verify_rejects_a_proof_landing_on_an_unknown_node() -> None:
     full = next(s for k, s in snapshots() if k == "compat" and s["length"] == 11)
     responder, _ = full_tree(full)

@@ -54,6 +54,7 @@ from hyperlobby.errors import BlockNotAvailableError, CoreError, VerificationErr
 BytesLike = bytes | bytearray | memoryview
 
 _NODE_CACHE_SIZE = 4096
+_UNKNOWN = TreeNode(-1, 0, b"")  # a node cache miss (None is a cached "not stored")
 _log = logging.getLogger(__name__)
 
 
@@ -371,9 +372,10 @@ class Hypercore:
         requests or verifies. That stays coherent because every write to this core goes through
         this object (:meth:`_remember` replaces a cached miss; truncation clears the cache).
         """
+        node = self._cache.get(index, _UNKNOWN)
+        if node is not _UNKNOWN:
+            return node
         cache = self._cache
-        if index in cache:
-            return cache[index]
         node = self._storage.get_node(self._id, index)
         if len(cache) > _NODE_CACHE_SIZE:
             cache.clear()

@@ -953,13 +953,13 @@ class MerkleTree:
     def _verify_block(self, block: DataBlock) -> TreeUpdate:
         """Check a plain block proof (no upgrade, hash or seek) walking up from the leaf.
 
-        Accepts exactly what the general path accepts (the chain must fold into a node we
-        trust), but uses what we already trust on the way: a requester pipelines many requests,
-        so most of a proof's upper nodes arrived with earlier answers. Every computed node that
-        sits where we hold one must equal it (a mismatch is a forgery: refused at once); once the
-        node reached is trusted, a sibling we hold must equal ours, and when the parent is held
-        too the hash is not recomputed (both children and the parent are verified nodes of the
-        same tree). Only nodes we do not hold yet are returned for storage.
+        A requester pipelines many requests, so most of a proof's upper nodes arrived with
+        earlier answers; this uses what we already hold instead of rehashing it. Every node
+        computed where we hold one must equal it (a mismatch is a forgery, refused at once).
+        Once the node reached is one we trust, a sibling we hold must equal ours, and then their
+        parent is a node of the trusted tree too, so it is neither hashed nor looked up unless
+        a later sibling we do not hold needs its value. The proof is accepted once its last
+        node is trusted that way; only nodes we do not hold yet are returned for storage.
         """
         pos = 2 * block.index
         if pos < 0 or pos >= _U64_LIMIT:
@@ -976,28 +976,28 @@ class MerkleTree:
             new.append(top)
         elif held.hash != top.hash or held.size != top.size:
             raise VerificationError("block does not match the trusted tree", index=block.index)
-        d = 0
+        trusted = held is not None  # the node at ``pos`` belongs to the trusted tree
+        skipped: list[TreeNode] = []  # held siblings passed while trusted, above ``top``
+        bit = 1  # 2^depth of ``pos``
         for sib in block.nodes:
-            bit = 2 << d
-            sib_index = pos ^ bit
+            sib_index = pos ^ (bit << 1)
             if sib.index != sib_index:
                 raise VerificationError("proof node at the wrong index", expected=sib_index, got=sib.index)
             if len(sib.hash) != _HASH_SIZE or not 0 <= sib.size < MAX_LENGTH:
                 raise VerificationError("tree node hash or size out of range", index=sib_index)
-            ppos = (pos & ~bit) | (bit >> 1)
-            d += 1
-            parent_in_tree = ppos + (1 << d) - 1 < head
-            known_sib: TreeNode | None = None
-            if held is not None:
-                known_sib = get(sib_index) if sib_index + (1 << (d - 1)) - 1 < head else None
-                if known_sib is not None:
-                    if known_sib.hash != sib.hash or known_sib.size != sib.size:
+            ppos = (pos & ~(bit << 1)) | bit
+            if trusted:
+                known = get(sib_index) if sib_index + bit - 1 < head else None
+                if known is not None:
+                    if known.hash != sib.hash or known.size != sib.size:
                         raise VerificationError("proof node does not match the trusted tree", index=sib_index)
-                    known_parent = get(ppos) if parent_in_tree else None
-                    if known_parent is not None:
-                        pos = ppos
-                        top = held = known_parent
-                        continue
+                    skipped.append(known)
+                    pos = ppos
+                    bit <<= 1
+                    continue
+                for k in skipped:  # a sibling we lack follows: the value of ``pos`` is needed
+                    top = _parent_node(parent(top.index), top, k)
+                skipped.clear()
             total = top.size + sib.size
             h = blake(pack_head(1, total), digest_size=32)
             if sib_index < pos:
@@ -1007,16 +1007,19 @@ class MerkleTree:
                 h.update(top.hash)
                 h.update(sib.hash)
             top = TreeNode(ppos, total, h.digest())
-            if known_sib is None:
-                new.append(sib)
+            new.append(sib)
             pos = ppos
-            held = get(pos) if parent_in_tree else None
+            bit <<= 1
+            held = get(pos) if pos + bit - 1 < head else None
             if held is None:
                 new.append(top)
+                trusted = False
             elif held.hash != top.hash or held.size != top.size:
                 raise VerificationError("proof does not lead to a trusted node", index=pos)
-        if held is None:
-            raise VerificationError("proof does not lead to a trusted node", index=top.index)
+            else:
+                trusted = True
+        if not trusted:
+            raise VerificationError("proof does not lead to a trusted node", index=pos)
         return TreeUpdate(
             self.fork,
             self.length,

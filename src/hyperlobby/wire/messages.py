@@ -747,14 +747,42 @@ def _decode_data_block(buf: bytes) -> Data:
     count, pos = _uint_at(buf, stop, end)
     if count > c.MAX_ARRAY_LENGTH or count * _NODE_MIN_SIZE > end - pos:
         raise _Slow
-    nodes = []
+    nodes: list[TreeNode] = []
+    append = nodes.append
     for _ in range(count):
-        node_index, pos = _uint_at(buf, pos, end)
-        node_size, pos = _uint_at(buf, pos, end)
+        # Index and size written out for the 1-, 3- and 5-byte forms (proofs carry ~8 nodes).
+        if pos + 43 > end:  # the largest fast-path node; shorter tails take the careful path
+            node_index, pos = _uint_at(buf, pos, end)
+            node_size, pos = _uint_at(buf, pos, end)
+        else:
+            first = buf[pos]
+            if first < 0xFD:
+                node_index = first
+                pos += 1
+            elif first == 0xFD:
+                node_index = buf[pos + 1] | buf[pos + 2] << 8
+                pos += 3
+            elif first == 0xFE:
+                node_index = int.from_bytes(buf[pos + 1 : pos + 5], "little")
+                pos += 5
+            else:
+                raise _Slow
+            first = buf[pos]
+            if first < 0xFD:
+                node_size = first
+                pos += 1
+            elif first == 0xFD:
+                node_size = buf[pos + 1] | buf[pos + 2] << 8
+                pos += 3
+            elif first == 0xFE:
+                node_size = int.from_bytes(buf[pos + 1 : pos + 5], "little")
+                pos += 5
+            else:
+                raise _Slow
         stop = pos + 32
         if stop > end:
             raise _Slow
-        nodes.append(TreeNode(node_index, node_size, buf[pos:stop]))
+        append(TreeNode(node_index, node_size, buf[pos:stop]))
         pos = stop
     return Data(request, fork, DataBlock(index, value, tuple(nodes)))
 
