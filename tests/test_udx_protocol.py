@@ -217,6 +217,18 @@ def test_coalesced_run_stops_at_another_streams_packet() -> None:
     assert events[0] == StreamData(data[400:]) and b.remote_ended
 
 
+@pytest.mark.parametrize("windows", [[900, 900, 900, 900], [900, 900, 700, 500]])
+def test_coalesced_run_applies_every_window_change(windows: list[int]) -> None:
+    """A run's piggybacked windows and acks are applied in order: the last one counts."""
+    b = UdxStreamState(2, remote_id=1)
+    run = b"".join(
+        Packet(FLAG_DATA, 2, w, seq, 0, bytes([seq]) * 50).encode() for seq, w in enumerate(windows)
+    )
+    events, used = b.receive_run(run, 70, 0.0)
+    assert used == len(run) and events == [StreamData(b"".join(bytes([i]) * 50 for i in range(4)))]
+    assert b.remote_window == windows[-1] and b._rcv_nxt == 4
+
+
 def transfer(
     pattern: list[int], size_a: int, size_b: int, seed: int, coalesce: bool = False, **opts: int
 ) -> Network:
