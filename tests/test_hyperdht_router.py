@@ -219,3 +219,46 @@ async def test_malformed_router_messages_are_dropped(network: list[HyperDht]) ->
         assert (await client.node.ping(network[2].address)).error == 0
     finally:
         await client.close()
+
+
+async def test_addresses_named_in_messages_obey_the_node_filter(network: list[HyperDht]) -> None:
+    """A relay restricted by filter_node is not steered elsewhere by a forged relay/peer address."""
+    relay = await HyperDht.create(
+        bootstrap=[str(network[0].address)],
+        ephemeral=False,
+        k=5,
+        filter_node=lambda a: a.host == "127.0.0.1",
+        **FAST,
+    )
+    client = await _ephemeral(network)
+    try:
+        target = blake2b256(b"anyone")
+        elsewhere = Address("127.0.0.2", 9)
+        hs = m.Handshake(C.FROM_CLIENT, b"n", relay_address=elsewhere)
+        hp = m.Holepunch(C.FROM_CLIENT, 1, b"p", peer_address=elsewhere)
+        back = m.Handshake(C.FROM_SERVER, b"n", peer_address=elsewhere)
+        for cmd, value in (
+            (C.PEER_HANDSHAKE, m.encode(m.handshake, hs)),
+            (C.PEER_HOLEPUNCH, m.encode(m.holepunch, hp)),
+            (C.PEER_HANDSHAKE, m.encode(m.handshake, back)),
+        ):
+            with pytest.raises(RequestTimeout):
+                await client.node.request(
+                    cmd, relay.address, target=target, value=value, retries=0, timeout=0.2
+                )
+        assert relay.router.stats["relayed_handshakes"] == relay.router.stats["relayed_holepunches"] == 0
+        # the same through a node without a filter is forwarded (the JS behaviour)
+        open_node = network[3]
+        with pytest.raises(RequestTimeout):
+            await client.node.request(
+                C.PEER_HANDSHAKE,
+                open_node.address,
+                target=target,
+                value=m.encode(m.handshake, hs),
+                retries=0,
+                timeout=0.2,
+            )
+        assert open_node.router.stats["relayed_handshakes"] == 1
+    finally:
+        await client.close()
+        await relay.close()

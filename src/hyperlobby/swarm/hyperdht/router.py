@@ -35,8 +35,10 @@ holepunch
   * FROM_SERVER: answer the client with REPLY.
 
 Malformed messages, unknown targets and callbacks that fail are dropped silently (the client
-times out), as in JS. Routes live in an :class:`~hyperlobby.swarm.hyperdht.cache.AgingCache`
-so announced routes age out; a local server's route is *retained* until deleted.
+times out), as in JS. Addresses a message names (``peer_address``, ``relay_address``) are
+checked against the node's ``filter_node`` before anything is sent there. Routes live in an
+:class:`~hyperlobby.swarm.hyperdht.cache.AgingCache` so announced routes age out; a local
+server's route is *retained* until deleted.
 """
 
 from __future__ import annotations
@@ -217,6 +219,15 @@ class Router:
             return True
         return False
 
+    def _may_send(self, address: Address) -> bool:
+        """Addresses named inside a message come from the sender: the node's filter applies.
+
+        (A node restricted with ``filter_node``, e.g. to loopback, must not be steered into
+        sending elsewhere by a forged ``peer_address`` / ``relay_address``.)
+        """
+        accept = self.node.filter_node
+        return 0 < address.port < 0x10000 and (accept is None or accept(address))
+
     def _spawn(self, coro: Any) -> None:
         if self.closed:
             coro.close()
@@ -241,6 +252,8 @@ class Router:
             if not hs.noise:
                 return
             to = hs.relay_address or relay
+            if to is not None and not self._may_send(to):
+                return
             if to is None:
                 # no route here: answer with closer nodes so the client can look elsewhere
                 req.reply(None, token=False, closer_nodes=True)
@@ -257,7 +270,7 @@ class Router:
             self.stats["relayed_handshakes"] += 1
             req.relay(m.encode(m.handshake, fwd), relay)
         elif hs.mode == C.FROM_SERVER:
-            if hs.peer_address is None or not hs.noise:
+            if hs.peer_address is None or not hs.noise or not self._may_send(hs.peer_address):
                 return
             back = m.Handshake(C.REPLY, hs.noise, peer_address=req.address, relay_address=None)
             req.reply(m.encode(m.handshake, back), to=hs.peer_address, token=False, closer_nodes=False)
@@ -284,7 +297,7 @@ class Router:
             back = m.Handshake(C.FROM_SERVER, answer.noise, peer_address=hs.peer_address)
             req.relay(m.encode(m.handshake, back), req.address, socket=answer.socket)
         elif hs.mode == C.FROM_SECOND_RELAY:
-            if hs.relay_address is None:
+            if hs.relay_address is None or not self._may_send(hs.relay_address):
                 return
             back = m.Handshake(C.FROM_SERVER, answer.noise, peer_address=hs.peer_address)
             req.relay(m.encode(m.handshake, back), hs.relay_address, socket=answer.socket)
@@ -300,7 +313,7 @@ class Router:
         relay = state.relay if state is not None else None
         if hp.mode == C.FROM_CLIENT:
             to = hp.peer_address or relay
-            if to is None:
+            if to is None or not self._may_send(to):
                 return
             fwd = m.Holepunch(C.FROM_RELAY, hp.id, hp.payload, peer_address=req.address)
             self.stats["relayed_holepunches"] += 1
@@ -322,7 +335,7 @@ class Router:
             back = m.Holepunch(C.FROM_SERVER, 0, answer.payload, peer_address=hp.peer_address)
             req.relay(m.encode(m.holepunch, back), req.address, socket=answer.socket)
         elif hp.mode == C.FROM_SERVER:
-            if hp.peer_address is None:
+            if hp.peer_address is None or not self._may_send(hp.peer_address):
                 return
             reply = m.Holepunch(C.REPLY, hp.id, hp.payload, peer_address=req.address)
             req.reply(m.encode(m.holepunch, reply), to=hp.peer_address, token=False, closer_nodes=False)
