@@ -16,7 +16,7 @@
 //   {cmd: "joinPeer", id, publicKey}  -> {ok}
 //   {cmd: "waitConnection", id}  until the swarm has a connection  -> {ms, remotePublicKey, initiator}
 //   {cmd: "waitLength", id, length}  until the reader core holds blocks 0..length-1
-//       -> {ms, digests: [sha256 hex]}
+//       -> {ms, sinceConnection (ms from the first connection to the last block), digests: [sha256 hex]}
 //   {cmd: "peers", id}  -> {connections: [{remotePublicKey, initiator, handshakeHash}], stats}
 //   {cmd: "leave", id, topic}  -> {ok}
 //   {cmd: "destroy", id}  -> {ok}
@@ -151,11 +151,12 @@ async function main() {
           60000,
           'waitLength'
         )
+        const done = Date.now()
         const digests = []
         for (let i = 0; i < msg.length; i++) {
           digests.push(crypto.createHash('sha256').update(await entry.core.get(i)).digest('hex'))
         }
-        return out({ ms: Date.now() - start, digests })
+        return out({ ms: done - start, sinceConnection: done - entry.firstConnection, digests })
       }
       case 'peers':
         return out({ connections: connections(entry), stats: entry.swarm.stats })
