@@ -23,7 +23,7 @@ from hyperlobby.swarm.hyperdht import messages as m
 from hyperlobby.swarm.hyperdht.connect import PeerConnectionFailed, PeerNotFound, connect
 from hyperlobby.swarm.hyperdht.connection import DhtConnection
 from hyperlobby.swarm.hyperdht.dht import HyperDht
-from hyperlobby.swarm.hyperdht.server import AlreadyListening, Server, create_server
+from hyperlobby.swarm.hyperdht.server import AlreadyListening, Server, create_server, servers_of
 from hyperlobby.swarm.udx import UdxSocket
 from hyperlobby.wire.replication import Replication
 
@@ -63,7 +63,7 @@ class Net:
     async def close(self) -> None:
         # servers first: their unannounce needs the relays, which may be peers' nodes
         for dht in self.nodes:
-            for server in list(getattr(dht, "_servers", [])):
+            for server in servers_of(dht):
                 await asyncio.wait_for(server.close(), WAIT)
         for dht in reversed(self.nodes):
             await asyncio.wait_for(dht.close(), WAIT)
@@ -214,6 +214,30 @@ async def test_server_firewall_rejects_and_sees_client(net: Net) -> None:
     assert seen and seen[0][0] == client_kp.public_key
     assert seen[0][1].udx is not None and seen[0][2].host == "127.0.0.1"
     assert accepted == []
+
+
+async def test_two_argument_and_async_firewalls(net: Net) -> None:
+    """The contract's firewall(remote_public_key, payload) works, and so does an async one."""
+    server_dht = await net.peer(persistent=True)
+    client_dht = await net.peer(persistent=True, request_timeout=0.25, retries=1)
+    allowed = key_pair()
+
+    def two_args(remote_key: bytes, payload: m.NoisePayload) -> bool:
+        return remote_key != allowed.public_key
+
+    async def async_firewall(remote_key: bytes, payload: m.NoisePayload, address: Address) -> bool:
+        await asyncio.sleep(0)
+        return remote_key != allowed.public_key
+
+    for firewall in (two_args, async_firewall):
+        server, _ = await echo_server(server_dht, firewall=firewall)
+        assert server.public_key is not None
+        conn = await connect(client_dht, server.public_key, keypair=allowed, timeout=WAIT)
+        assert await roundtrip(conn) == b"echo:hello"
+        conn.close()
+        with pytest.raises(PeerConnectionFailed):
+            await connect(client_dht, server.public_key, keypair=key_pair(), timeout=WAIT)
+        await server.close()
 
 
 async def test_unknown_key_is_not_found(net: Net) -> None:

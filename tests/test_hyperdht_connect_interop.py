@@ -31,7 +31,7 @@ from hyperlobby.swarm.hyperdht import messages as m
 from hyperlobby.swarm.hyperdht.connect import PeerConnectionFailed, PeerNotFound, connect
 from hyperlobby.swarm.hyperdht.connection import DhtConnection
 from hyperlobby.swarm.hyperdht.dht import HyperDht
-from hyperlobby.swarm.hyperdht.server import Server, create_server
+from hyperlobby.swarm.hyperdht.server import Server, create_server, servers_of
 from hyperlobby.swarm.udx import UdxSocket
 from hyperlobby.wire.replication import Replication
 
@@ -133,7 +133,7 @@ class Py:
 
     async def close(self) -> None:
         for dht in self.nodes:
-            for server in list(getattr(dht, "_servers", [])):
+            for server in servers_of(dht):
                 await asyncio.wait_for(server.close(), WAIT)
         for dht in reversed(self.nodes):
             await asyncio.wait_for(dht.close(), WAIT)

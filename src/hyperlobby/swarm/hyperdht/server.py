@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +72,8 @@ log = logging.getLogger(__name__)
 HANDSHAKE_TIMEOUT = 10.0  # a handshake must turn into a connection within this (JS: 10 s)
 CLEAR_WAIT = 10.0  # a finished handshake's answer is kept this long for duplicate msg1s
 
-Firewall = Callable[[bytes, m.NoisePayload, Address], "bool | Awaitable[bool]"]
+# firewall(remote_public_key, payload[, client_address]) -> True rejects (may be async)
+Firewall = Callable[..., "bool | Awaitable[bool]"]
 OnConnection = Callable[[DhtConnection], object]
 
 
@@ -147,6 +149,7 @@ class Server:
     ) -> None:
         self.dht = dht
         self.firewall = firewall
+        self._firewall_takes_address = firewall is not None and _accepts(firewall, 3)
         self.on_connection = on_connection
         self.share_local_address = share_local_address
         self.never_punch = not holepunch
@@ -183,21 +186,25 @@ class Server:
         """Nodes that relay for us (a client may skip FIND_PEER by naming them)."""
         return list(self._announcer.relay_addresses) if self._announcer is not None else []
 
-    async def listen(self, keypair: KeyPair) -> Server:
-        """Register with our node's router and announce ourselves; returns once announced."""
+    async def listen(self, keypair: KeyPair | None = None) -> Server:
+        """Register with our node's router and announce ourselves; returns once announced.
+
+        Without ``keypair`` the node's default key pair is used, as in JS.
+        """
+        if keypair is None:
+            keypair = self.dht.default_keypair
         if self._listening or self.key_pair is not None:
             raise AlreadyListening("server already listening")
         if self.closed:
             raise ProtocolError("server is closed")
         if keypair.secret_key is None:
             raise HandshakeError("a server needs a key pair with a secret key")
-        servers: list[Server] = getattr(self.dht, "_servers", [])
+        servers = _SERVERS.setdefault(self.dht, [])
         if any(s.public_key == keypair.public_key for s in servers if s is not self):
             raise AlreadyListening("key pair already used by another server on this node")
         self.key_pair = keypair
         self.target = blake2b256(keypair.public_key)
         servers.append(self)
-        self.dht._servers = servers  # type: ignore[attr-defined]
         self.dht.on_close.append(self.close)
         record = m.encode(m.peer, m.Peer(keypair.public_key, ()))
         self.dht.router.set(
@@ -231,7 +238,7 @@ class Server:
         self._connects.clear()
         with contextlib.suppress(ValueError):
             self.dht.on_close.remove(self.close)
-        servers: list[Server] = getattr(self.dht, "_servers", [])
+        servers = _SERVERS.get(self.dht, [])
         if self in servers:
             servers.remove(self)
         for task in list(self._tasks):
@@ -301,7 +308,10 @@ class Server:
         assert remote_key is not None
         if self.firewall is not None:
             try:
-                verdict = self.firewall(remote_key, remote, client_address)
+                if self._firewall_takes_address:
+                    verdict = self.firewall(remote_key, remote, client_address)
+                else:
+                    verdict = self.firewall(remote_key, remote)
                 if inspect.isawaitable(verdict):
                     verdict = await verdict
                 rejected = bool(verdict)
@@ -445,6 +455,27 @@ class Server:
             log.exception("on_connection failed")
 
 
+_SERVERS: weakref.WeakKeyDictionary[HyperDht, list[Server]] = weakref.WeakKeyDictionary()
+
+
+def servers_of(dht: HyperDht) -> list[Server]:
+    """The servers listening on ``dht`` (what close() of the node closes first)."""
+    return list(_SERVERS.get(dht, []))
+
+
+def _accepts(fn: Callable[..., object], n: int) -> bool:
+    """Whether ``fn`` can take ``n`` positional arguments (JS passes extras silently)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return True
+    try:
+        sig.bind(*([None] * n))
+    except TypeError:
+        return False
+    return True
+
+
 def create_server(
     dht: HyperDht,
     *,
@@ -456,4 +487,4 @@ def create_server(
     return Server(dht, firewall=firewall, on_connection=on_connection, **options)
 
 
-__all__ = ["AlreadyListening", "Firewall", "OnConnection", "Server", "create_server"]
+__all__ = ["AlreadyListening", "Firewall", "OnConnection", "Server", "create_server", "servers_of"]
