@@ -206,7 +206,7 @@ def _friends_add(args: argparse.Namespace, home: Path) -> int:
     if data.get("reached") is False:
         print(
             "warning: friend added, but their archive could not be reached yet; "
-            "the node keeps trying (check --peer addresses)",
+            "the node keeps trying (check --peer addresses or --bootstrap nodes)",
             file=sys.stderr,
         )
     elif data.get("reached") is None:
