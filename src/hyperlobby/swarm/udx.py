@@ -22,11 +22,14 @@ Sending uses ``sendto`` directly. If the kernel buffer is full the datagrams wai
 bounded backlog drained by a writer callback; past the bound they are dropped, which the
 stream's retransmission already handles, so a flood cannot grow memory.
 
-Syscalls, not the protocol, dominate the cost of a packet in Python, so on Linux the socket
-uses UDP segmentation offload: a run of equal-sized datagrams to one address goes out as one
-``sendmsg`` with ``UDP_SEGMENT`` (the kernel cuts it back into ordinary datagrams, so the
-peer, udx-native included, sees exactly what separate sends would produce), and ``UDP_GRO``
-lets one ``recvmsg`` return a run of same-sized datagrams that we cut apart again. Either is
+Per-packet costs, not per-byte ones, limit UDX in Python, so on Linux the socket uses UDP
+segmentation offload: the state machine hands over bursts (full-size packets end to end in
+one buffer) and each goes out as one ``sendmsg`` with ``UDP_SEGMENT`` (the kernel cuts it
+back into ordinary datagrams, so the peer, udx-native included, sees exactly what separate
+sends would produce); lone datagrams of equal size in a row are folded the same way.
+``UDP_GRO`` lets one ``recvmsg`` return a run of same-sized datagrams; when the first names
+one of our streams, the stream takes the run's leading in-order data in one step
+(``receive_run``) and the remaining datagrams are routed one by one. Either offload is
 switched off for good the first time the kernel refuses it.
 
 For code written against TCP, :class:`UdxTransport` gives a stream the ``asyncio.Transport``

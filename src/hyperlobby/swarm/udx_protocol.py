@@ -40,15 +40,22 @@ Theory of operation
 :class:`UdxStreamState` owns no socket and no clock: callers feed it datagrams with
 :meth:`~UdxStreamState.receive` and timer expiries with :meth:`~UdxStreamState.on_timer`,
 passing ``now`` (seconds, monotonic) each time; they collect events from those calls and
-datagrams from :meth:`~UdxStreamState.packets_to_send`, and ask
+datagrams from :meth:`~UdxStreamState.packets_to_send` (or, grouped for segmentation
+offload, :meth:`~UdxStreamState.bursts_to_send`), and ask
 :meth:`~UdxStreamState.next_deadline` when to call back. Sequence numbers are unwrapped to
 unbounded integers inside (the wire carries them modulo 2**32), so comparisons never need
 serial-number arithmetic.
 
-*Sending.* Writes accumulate in a byte buffer and are cut into packets only when the
-congestion window (in packets) and the peer's advertised window (in bytes) allow, so a slow
-network never copies data into thousands of packets ahead of time. Every packet stays in the
-outstanding map until cumulatively acked.
+*Sending.* Writes are kept as written (a queue of bytes objects) and cut into packets only
+when the congestion window (in packets) and the peer's advertised window (in bytes) allow,
+so a slow network never copies data into thousands of packets ahead of time. Full-size
+packets are cut in bursts (up to what one UDP segmentation-offload send carries) built with
+C-level operations only: payload views joined behind copies of one header, then the
+sequence numbers written by strided slice assignment. In Python the cost of a packet, not
+of a byte, is what limits throughput, so nothing is done per packet that can be done per
+burst. Every packet stays outstanding until cumulatively acked: a burst as one run record
+(first sequence, count, shared buffer, send time) until one of its packets needs a state
+of its own (SACKed, lost, partially acked), when the run is split into per-packet records.
 
 *Loss.* A packet is declared lost when three later packets were SACKed (the receiver's
 cumulative ack stalled behind it), or when the retransmission timer (RFC 6298 estimator,
@@ -62,6 +69,9 @@ back to one packet after a timeout. udx-native uses BBR; the wire is the same ei
 whose contiguous runs are kept as ranges, which are exactly the SACK blocks to advertise.
 One ack is owed per batch of received DATA/END packets and goes out on the next
 :meth:`packets_to_send` (callers that read many datagrams at once get one ack for all).
+A coalesced read (UDP GRO: many datagrams of one size end to end) goes to
+:meth:`~UdxStreamState.receive_run`, which takes its leading run of in-order DATA as one
+piece of data after checking the headers in one pass, and leaves the rest to ``receive``.
 
 *Flow control.* We advertise ``recv_window`` minus what the application has not read yet
 (reported with :meth:`~UdxStreamState.read_done`) and what waits for reordering. A packet
