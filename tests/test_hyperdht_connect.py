@@ -276,11 +276,14 @@ async def test_hostile_handshakes_are_refused_without_harm(net: Net) -> None:
         (hp, m.encode(m.holepunch, m.Holepunch(C.FROM_RELAY, 0, b"\x02" * 60, peer_address=here))),
         (hp, b"\x07" * 10),
     ]
-    for command, value in values:
+
+    async def send(command: int, value: bytes) -> None:
         with contextlib.suppress(Exception):
             await client_dht.node.request(
-                command, to, target=server.target, value=value, retries=0, timeout=0.2
+                command, to, target=server.target, value=value, retries=0, timeout=0.3
             )
+
+    await asyncio.gather(*(send(command, value) for command, value in values))
     assert accepted == []
     conn = await connect(client_dht, server.public_key, timeout=WAIT)
     assert await roundtrip(conn) == b"echo:hello"

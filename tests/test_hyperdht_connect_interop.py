@@ -343,17 +343,20 @@ async def test_garbage_handshakes_to_js_server_are_refused(js: JsPeer, py: Py) -
     target = blake2b256(bytes.fromhex(served["publicKey"]))
     relays = [Address(a["host"], a["port"]) for a in served["relayAddresses"]]
     assert relays
-    for value in (
+    values = (
         b"\xff" * 50,
         m.encode(m.handshake, m.Handshake(C.FROM_CLIENT, b"\x00" * 32)),
         m.encode(m.handshake, m.Handshake(C.FROM_CLIENT, bytes(range(150)))),
         m.encode(m.holepunch, m.Holepunch(C.FROM_CLIENT, 0, b"\x01" * 64)),
-    ):
-        for relay in relays:
-            with contextlib.suppress(Exception):
-                await client.node.request(
-                    C.PEER_HANDSHAKE, relay, target=target, value=value, retries=0, timeout=0.3
-                )
+    )
+
+    async def send(relay: Address, value: bytes) -> None:
+        with contextlib.suppress(Exception):
+            await client.node.request(
+                C.PEER_HANDSHAKE, relay, target=target, value=value, retries=0, timeout=0.3
+            )
+
+    await asyncio.gather(*(send(relay, value) for relay in relays for value in values))
     conn = await connect(client, bytes.fromhex(served["publicKey"]), timeout=WAIT)
     conn.send(b"ok")
     assert await asyncio.wait_for(conn.recv(), WAIT) == b"echo:ok"

@@ -268,6 +268,10 @@ async def _find_and_connect(a: _Attempt, relay_addresses: Sequence[Address], tim
         running.add(task)
         task.add_done_callback(running.discard)
 
+    # a node that relays for the target itself knows where the server is: go straight there
+    route = a.dht.router.get(a.target)
+    if route is not None and route.relay is not None:
+        relay_addresses = [route.relay]
     for node in relay_addresses:
         start(node)
     if running:

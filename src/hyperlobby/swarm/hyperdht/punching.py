@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 NAT_SAMPLE_TIMEOUT = 2.0
 REQUEST_TIMEOUT = 1.0
+PROBE_RETRY_DELAY = 1.0
 REQUEST_RETRIES = 3
 
 OnSocket = Callable[[UdxSocket, str, int], None]
@@ -380,22 +381,23 @@ class ClientPunch:
             await asyncio.wait_for(asyncio.shield(sampling), NAT_SAMPLE_TIMEOUT + 1)
         except TimeoutError:
             sampling.cancel()
-        probe = m.HolepunchPayload(
-            firewall=self.nat.firewall,
-            round=self.round,
-            addresses=tuple(self.nat.addresses) if self.nat.addresses is not None else None,
-            remote_address=server_address,
-        )
-        self.round += 1
-        first = await self._round(relay, probe, relay.peer_address)
+        first = await self._probe_round(relay, server_address)
+        if first.token is None or self.puncher.remote_firewall == C.FIREWALL_UNKNOWN:
+            # the server may not know its NAT yet: give it a second, then ask again (once)
+            await asyncio.sleep(PROBE_RETRY_DELAY)
+            first = await self._probe_round(relay, server_address)
         if (
             self.puncher.unstable()
             or self.puncher.remote_firewall == C.FIREWALL_UNKNOWN
             or first.token is None
         ):
+            await self._abort_round(relay)
             raise HolepunchError(
                 "holepunch probe did not settle", remote_firewall=self.puncher.remote_firewall
             )
+        if self.puncher.remote_firewall >= C.FIREWALL_RANDOM and self.nat.firewall >= C.FIREWALL_RANDOM:
+            await self._abort_round(relay)
+            raise HolepunchError("both NATs are randomized")
         self.nat.freeze()
         punch = m.HolepunchPayload(
             firewall=self.nat.firewall,
@@ -415,6 +417,23 @@ class ClientPunch:
             )
         self.puncher.punching = True
         await _run_schedule(self.punch, self.puncher)
+
+    async def _probe_round(self, relay: m.RelayInfo, server_address: Address) -> m.HolepunchPayload:
+        probe = m.HolepunchPayload(
+            firewall=self.nat.firewall,
+            round=self.round,
+            addresses=tuple(self.nat.addresses) if self.nat.addresses is not None else None,
+            remote_address=server_address,
+        )
+        self.round += 1
+        return await self._round(relay, probe, relay.peer_address)
+
+    async def _abort_round(self, relay: m.RelayInfo) -> None:
+        """Tell the server we give up (best effort), so it drops its puncher at once."""
+        abort = m.HolepunchPayload(error=C.ERROR_ABORTED, firewall=C.FIREWALL_UNKNOWN, round=self.round)
+        self.round += 1
+        with contextlib.suppress(HyperlobbyError):
+            await self._round(relay, abort, relay.peer_address)
 
     def close(self) -> None:
         self.puncher.destroyed = True
