@@ -30,6 +30,8 @@
 //   {cmd: "fakeServer", from, seed}                a router entry for hash(publicKey) whose callbacks
 //                                                  answer "js:" + noise / payload (no Noise), kept
 //                                                  announced by hyperdht's own Announcer -> {publicKey, relays}
+//   {cmd: "bench", from, rounds}                   time rounds of announce, lookup, mutablePut/Get,
+//                                                  immutablePut/Get in-process -> {ms: {op: [..]}}
 //   {cmd: "destroy", index}                        destroy one node (it goes away)
 //   {cmd: "quit"}
 // Values, topics and keys are hex. Gives up after 120 s.
@@ -214,6 +216,35 @@ async function main() {
         await ann.start()
         servers.push({ close: () => ann.stop() })
         out({ publicKey: hex(kp.publicKey), relays: ann.relays.map((r) => addr(r.relayAddress)) })
+        return
+      }
+      case 'bench': {
+        const ms = { announce: [], lookup: [], mutablePut: [], mutableGet: [], immutablePut: [], immutableGet: [] }
+        const time = async (op, fn) => {
+          const t0 = process.hrtime.bigint()
+          const r = await fn()
+          ms[op].push(Number(process.hrtime.bigint() - t0) / 1e6)
+          return r
+        }
+        for (let i = 0; i < msg.rounds; i++) {
+          const kp = DHT.keyPair()
+          const topic = DHT.hash(b4a.from('bench topic ' + i + ' ' + Math.random()))
+          await time('announce', () => node.announce(topic, kp, []).finished())
+          const seen = await time('lookup', async () => {
+            let n = 0
+            for await (const r of node.lookup(topic)) n += r.peers.length
+            return n
+          })
+          if (seen === 0) throw new Error('bench lookup found nothing')
+          const value = b4a.from('bench value ' + i + ' ' + Math.random())
+          await time('mutablePut', () => node.mutablePut(kp, value, { seq: 1 }))
+          const got = await time('mutableGet', () => node.mutableGet(kp.publicKey))
+          if (!got || !b4a.equals(got.value, value)) throw new Error('bench mutableGet mismatch')
+          const { hash } = await time('immutablePut', () => node.immutablePut(value))
+          const imm = await time('immutableGet', () => node.immutableGet(hash))
+          if (!imm) throw new Error('bench immutableGet found nothing')
+        }
+        out({ ms })
         return
       }
       case 'destroy': {
