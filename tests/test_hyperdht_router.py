@@ -262,3 +262,18 @@ async def test_addresses_named_in_messages_obey_the_node_filter(network: list[Hy
     finally:
         await client.close()
         await relay.close()
+
+
+async def test_closing_the_dht_stops_its_announcers(network: list[HyperDht]) -> None:
+    server_dht = await _ephemeral(network)
+    client = await _ephemeral(network)
+    try:
+        announcer = Announcer(server_dht, key_pair(), ping_interval=0.05, query_timeout=5)
+        await asyncio.wait_for(announcer.start(), 10)
+        assert [r async for r in client.find_peer(announcer.keypair.public_key)]
+        await asyncio.wait_for(server_dht.close(), 10)
+        assert announcer.stopped
+        assert [r async for r in client.find_peer(announcer.keypair.public_key)] == []
+    finally:
+        await client.close()
+        await server_dht.close()

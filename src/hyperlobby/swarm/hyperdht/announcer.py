@@ -93,6 +93,8 @@ class Announcer:
         """Announce once (returns when that round is done), then keep it fresh in the background."""
         if self.stopped or self._task is not None:
             return
+        # closing the DHT stops us too (unannounced first, while the node can still send)
+        self.dht.on_close.append(self.stop)
         await self._update()
         if self.stopped:
             return
@@ -103,6 +105,8 @@ class Announcer:
         if self.stopped:
             return
         self.stopped = True
+        with contextlib.suppress(ValueError):
+            self.dht.on_close.remove(self.stop)
         self._wake.set()
         if self._task is not None:
             self._task.cancel()
