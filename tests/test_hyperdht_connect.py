@@ -290,6 +290,40 @@ async def test_hostile_handshakes_are_refused_without_harm(net: Net) -> None:
     conn.close()
 
 
+async def test_garbage_on_the_stream_closes_only_that_connection(net: Net) -> None:
+    """Bytes that are not secret-stream frames end that connection with an error; the server
+    and the replication on it carry on."""
+    server_dht = await net.peer(persistent=False)
+    client_dht = await net.peer(persistent=False)
+    store, other_store = Store(":memory:"), Store(":memory:")
+    errors: list[Exception] = []
+    rep, other = Replication(store, on_error=errors.append), Replication(other_store)
+    try:
+        server = create_server(server_dht, on_connection=rep.adopt)
+        await server.listen(key_pair())
+        assert server.public_key is not None
+        bad = await connect(client_dht, server.public_key, timeout=WAIT)
+        bad.udx_stream.write(b"\x05\x00\x00" + b"\xee" * 5)  # after our header: a frame that fails its MAC
+        for _ in range(200):
+            if errors:
+                break
+            await asyncio.sleep(0.02)
+        assert errors and rep.connections == 0
+        good = await connect(client_dht, server.public_key, timeout=WAIT)
+        ended = other.adopt(good)
+        for _ in range(200):
+            if rep.connections == 1:
+                break
+            await asyncio.sleep(0.02)
+        assert rep.connections == 1
+        ended.cancel()
+    finally:
+        await other.close()
+        await rep.close()
+        store.close()
+        other_store.close()
+
+
 async def test_listen_twice_and_close_is_bounded(net: Net) -> None:
     dht = await net.peer(persistent=True)
     kp = key_pair()

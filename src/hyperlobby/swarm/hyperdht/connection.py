@@ -227,6 +227,8 @@ class DhtConnection(asyncio.Protocol):
         self._arm_keepalive()
 
     def _shutdown(self, error: HyperlobbyError | None) -> None:
+        if error is not None and self.error is None:
+            self.error = error  # before the abort: it reports the stream's end synchronously
         if self.transport is not None and not self.transport.is_closing():
             self.transport.abort()
         self._finish(error)
