@@ -519,6 +519,36 @@ def test_block_proof_mixing_held_and_new_siblings() -> None:
             requester.verify(forged, lambda *_: False)
 
 
+def test_plain_block_proofs_match_the_general_path() -> None:
+    """A plain block request takes a shortcut: same nodes, and the same errors, as the general
+    proof builder, for every block, every ``nodes`` count and blocks just past the end."""
+
+    def outcome(build: Callable[[ProofRequest, bytes], Proof], req: ProofRequest, value: bytes) -> object:
+        try:
+            return build(req, value)
+        except CoreError as exc:
+            return type(exc), str(exc)
+
+    compared = 0
+    for kind, snap in snapshots():
+        tree, reader = full_tree(snap)
+        sparse = MerkleTree(
+            DictReader({i: n for i, n in reader.nodes.items() if i % 7 != 3}),
+            roots=list(tree.roots),
+            fork=tree.fork,
+        )
+        for t in (tree, sparse):
+            for index in range(-1, t.length + 2):
+                for nodes in range(-1, 12):
+                    req = ProofRequest(t.fork, block=BlockRequest(index, nodes))
+                    value = BLOCKS[index] if 0 <= index < len(BLOCKS) else b"x"
+                    fast = outcome(t.proof, req, value)
+                    general = outcome(t._general_proof, req, value)
+                    assert fast == general, (kind, index, nodes)
+                    compared += 1
+    assert compared > 1000
+
+
 def test_verify_rejects_a_proof_landing_on_an_unknown_node() -> None:
     full = next(s for k, s in snapshots() if k == "compat" and s["length"] == 11)
     responder, _ = full_tree(full)

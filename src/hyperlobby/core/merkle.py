@@ -728,6 +728,19 @@ class MerkleTree:
         building a proof. Raises :class:`ProofRequestError` for a malformed request and
         :class:`BlockNotAvailableError` when a needed node is not stored.
         """
+        block_request = request.block
+        if (
+            block_request is not None
+            and request.hash is None
+            and request.seek is None
+            and request.upgrade is None
+            and self.length > 0
+        ):
+            return self._block_proof(block_request.index, block_request.nodes, block_value)
+        return self._general_proof(request, block_value)
+
+    def _general_proof(self, request: ProofRequest, block_value: bytes) -> Proof:
+        """:meth:`proof` for any combination of parts."""
         head = 2 * self.length
         upgrade = request.upgrade
         up_start = up_length = 0
@@ -802,6 +815,36 @@ class MerkleTree:
                 signature=self.signature or b"",
             )
         return Proof(fork=self.fork, block=data_block, hash=data_hash, seek=data_seek, upgrade=data_upgrade)
+
+    def _block_proof(self, index: int, levels: int, value: bytes) -> Proof:
+        """The answer to a plain block request (no hash, seek or upgrade): the ``levels``
+        siblings on the way up from the leaf, as :meth:`proof` would list them, with the same
+        errors, written out with bit operations because a server builds one per block it sends."""
+        head = 2 * self.length
+        pos = 2 * index
+        if pos < 0 or levels < 0:
+            raise ProofRequestError("negative index or nodes in request")
+        bit = 1
+        for _ in range(levels):
+            pos = (pos & ~(bit << 1)) | bit
+            bit <<= 1
+            if pos - bit + 1 <= head <= pos + bit - 1:
+                raise ProofRequestError("nodes is out of bounds", nodes=levels)
+        pos = 2 * index
+        bit = 1
+        get = self.reader.get_node
+        chain: list[TreeNode] = []
+        for _ in range(levels):
+            sib = pos ^ (bit << 1)
+            if sib + bit - 1 >= head:
+                raise ProofRequestError("proof would need a node beyond the tree", index=sib)
+            node = get(sib)
+            if node is None:
+                raise BlockNotAvailableError("tree node is not stored", index=sib)
+            chain.append(node)
+            pos = (pos & ~(bit << 1)) | bit
+            bit <<= 1
+        return Proof(fork=self.fork, block=DataBlock(index, value, tuple(chain)))
 
     # --- proof verification (requester) ---------------------------------------------------------
 

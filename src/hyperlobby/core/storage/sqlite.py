@@ -106,6 +106,10 @@ _ENTRY_SIZE = _ENTRY.size
 _MAX_INDEX = MAX_BLOCKS_PER_CORE - 1
 _READ_CHUNK = 500
 """Node rows read per query when a group merges what it staged (under SQLite's variable limit)."""
+_LOOKAHEAD = 64
+"""Node rows looked at past a missing one (see ``SqliteStorage._absent``)."""
+_ABSENT_LIMIT = 1 << 16
+"""Bound on the remembered missing rows (forgotten all at once beyond it)."""
 
 _SCHEMA = (
     "CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
@@ -223,6 +227,11 @@ class SqliteStorage:
         self._staged_pages: dict[tuple[int, int], bytes] = {}
         self._staged_heads: dict[int, Head] = {}
         self._known_cores: set[int] = set()
+        # Node row keys known to be in neither the table nor the staged rows. A reader asks for
+        # many nodes it does not have yet (the right-hand part of the tree it is filling), so a
+        # miss also looks at the next rows; any write that is not staged forgets them all, a
+        # staged one the rows it adds.
+        self._absent: set[int] = set()
         self._wal_bytes = 0
         self._next_round = _CHECKPOINT_BYTES
         self._checkpointer: _Checkpointer | None = None
@@ -383,18 +392,19 @@ class SqliteStorage:
         g = (index + (1 << d) - 1) >> 1
         if g > _MAX_INDEX:
             return None
+        key = (core_id << _SHIFT) | g
         if self._staged_rows:
-            staged = self._staged_rows.get((core_id << _SHIFT) | g)
+            staged = self._staged_rows.get(key)
             if staged is not None:
                 node = staged.get(d)
                 if node is not None:
                     return node
-        row = (
-            self._check_open()
-            .execute("SELECT v FROM nodes WHERE k = ?", ((core_id << _SHIFT) | g,))
-            .fetchone()
-        )
+        if key in self._absent:
+            return None
+        db = self._check_open()
+        row = db.execute("SELECT v FROM nodes WHERE k = ?", (key,)).fetchone()
         if row is None:
+            self._note_absent(db, key, (core_id + 1) << _SHIFT)
             return None
         raw: bytes = row[0]
         at = d * _ENTRY_SIZE
@@ -402,6 +412,18 @@ class SqliteStorage:
             _, size, h = _ENTRY.unpack_from(raw, at)
             return TreeNode(index, size, h)
         return _unpack_group(g, raw).get(d)
+
+    def _note_absent(self, db: sqlite3.Connection, key: int, limit: int) -> None:
+        """Row ``key`` is not stored: remember it, and which of the next rows are not either."""
+        absent = self._absent
+        if len(absent) > _ABSENT_LIMIT:
+            absent.clear()
+        stop = min(key + _LOOKAHEAD, limit)
+        found = {k for (k,) in db.execute("SELECT k FROM nodes WHERE k > ? AND k < ?", (key, stop))}
+        staged = self._staged_rows  # rows a group is about to write are not missing
+        for k in range(key, stop):
+            if k not in found and k not in staged:
+                absent.add(k)
 
     def get_bitfield_pages(self, core_id: int) -> dict[int, bytes]:
         rows = self._check_open().execute("SELECT page, data FROM bitfield WHERE core = ?", (core_id,))
@@ -430,6 +452,7 @@ class SqliteStorage:
             self._stage(db, core_id, batch)
             self._group_batches.append(batch)
             return
+        self._absent.clear()
         groups = self._group_nodes(batch.nodes) if batch.nodes else None
         if grouped:
             # Anything but plain additions sees the group's staged writes applied first. Those
@@ -538,7 +561,9 @@ class SqliteStorage:
         for i, value in batch.blocks:
             blocks[base + i] = value if isinstance(value, bytes) else bytes(value)
         rows = self._staged_rows
+        absent = self._absent
         for key, d, node in entries:
+            absent.discard(key)
             row = rows.get(key)
             if row is None:
                 rows[key] = {d: node}
@@ -712,6 +737,7 @@ class SqliteStorage:
         if blocks:
             db.executemany("INSERT OR REPLACE INTO blocks (k, data) VALUES (?, ?)", blocks.items())
         if rows:
+            self._absent.difference_update(rows)
             mask = MAX_BLOCKS_PER_CORE - 1
             merge = [key for key, nodes in rows.items() if len(nodes) <= _trailing_ones(key & mask)]
             for at in range(0, len(merge), _READ_CHUNK):
