@@ -219,6 +219,9 @@ async def test_records_from_lying_nodes_are_not_believed(network: list[HyperDht]
         if req.command == C.IMMUTABLE_GET:
             req.reply(b"not the value for this hash")
             return True
+        if req.command in (C.LOOKUP, C.FIND_PEER):
+            req.reply(b"\xff\xff\xff garbage")
+            return True
         if req.command == C.MUTABLE_GET:
             forged = m.MutableGetResponse(99, b"forged", bytes(64))
             req.reply(m.encode(m.mutable_get_response, forged))
@@ -239,6 +242,11 @@ async def test_records_from_lying_nodes_are_not_believed(network: list[HyperDht]
         assert records and all((r.seq, r.value) == (3, b"signed") for r in records)
         best = await client.mutable_get(kp.public_key)
         assert best is not None and best.seq == 3
+        # garbage lookup / find_peer answers are skipped, the honest ones still arrive
+        topic = blake2b256(b"liars")
+        await asyncio.wait_for(network[2].announce(topic, kp), 10)
+        replies = [r async for r in client.lookup(topic)]
+        assert replies and liar.address not in {r.from_address for r in replies}
     finally:
         liar.node.on_request = original
         await client.close()

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 from hyperlobby.crypto.hashes import blake2b256
 from hyperlobby.crypto.keys import KeyPair, key_pair
 from hyperlobby.encoding import compact
-from hyperlobby.errors import DecodeError, EncodeError, HyperlobbyError, ProtocolError
+from hyperlobby.errors import EncodeError, HyperlobbyError, ProtocolError
 from hyperlobby.swarm.dht_rpc import Address, DhtNode, IncomingRequest, Query, QueryReply, Reply
 from hyperlobby.swarm.dht_rpc.node import DEFAULT_QUERY_TIMEOUT, AddressLike
 from hyperlobby.swarm.hyperdht import constants as C
@@ -163,7 +163,7 @@ class QueryStream(Generic[T]):
     def _on_reply(self, reply: QueryReply) -> None:
         try:
             item = self._mapper(reply)
-        except (DecodeError, ValueError, HyperlobbyError):
+        except Exception:  # a reply that does not decode or verify is skipped, whatever it holds
             item = None
         if item is not None:
             self._queue.put_nowait(item)
