@@ -27,8 +27,12 @@ without being stored, and the answer is silence (as JS does) so a forger learns 
 
 Bounds are hyperdht's: records and routes age out after ~20 minutes, mutable and immutable
 records after ~48 hours, each store holding a bounded count (see
-:mod:`~hyperlobby.swarm.hyperdht.cache`). Empty values are refused, as JS's decoder reads an
-empty buffer as "no value". Values are otherwise bounded only by the datagram that carried them.
+:mod:`~hyperlobby.swarm.hyperdht.cache`). Per topic, hyperdht caps what it *returns* (20
+records, 3 relay addresses each) rather than what it stores; so do we, so a popular topic
+behaves the same against JS and Python nodes. Empty values are refused, as JS's decoder reads
+an empty buffer as "no value"; otherwise hyperdht sets no size limit, so values are bounded
+only by the datagram that carried them. (hyperdht 6's mutable records have no salt: the
+target is always BLAKE2b of the public key.)
 
 Each handler returns an :class:`Answer` for the adapter to send, or ``None`` for silence.
 Time (``now``, Unix seconds) is always passed in.
