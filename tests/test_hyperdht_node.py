@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -11,7 +12,7 @@ import pytest
 
 from hyperlobby.crypto.hashes import blake2b256
 from hyperlobby.crypto.keys import key_pair
-from hyperlobby.swarm.dht_rpc import ERROR_UNKNOWN_COMMAND, Address, IncomingRequest
+from hyperlobby.swarm.dht_rpc import ERROR_UNKNOWN_COMMAND, Address, IncomingRequest, RequestTimeout
 from hyperlobby.swarm.hyperdht import (
     PUBLIC_BOOTSTRAP,
     ForwardState,
@@ -249,4 +250,38 @@ async def test_records_from_lying_nodes_are_not_believed(network: list[HyperDht]
         assert replies and liar.address not in {r.from_address for r in replies}
     finally:
         liar.node.on_request = original
+        await client.close()
+
+
+async def test_random_command_values_over_the_wire_store_nothing(network: list[HyperDht]) -> None:
+    """Every HyperDHT command with random values (and a valid token) leaves the node working and empty."""
+    target_node = network[5]
+    client = await _client(network)
+    try:
+        target = os.urandom(32)
+        first = await client.node.request(C.LOOKUP, target_node.address, target=target)
+        token = first.token
+        assert token is not None
+
+        async def send(command: int, value: bytes) -> None:
+            with contextlib.suppress(RequestTimeout):
+                await client.node.request(
+                    command,
+                    target_node.address,
+                    target=target,
+                    value=value,
+                    token=token,
+                    retries=0,
+                    timeout=0.2,
+                )
+
+        await asyncio.gather(
+            *(send(c, os.urandom(n)) for c in sorted(C.COMMANDS.values()) for n in (0, 1, 33, 97, 300))
+        )
+        store = target_node.persistent
+        assert len(store.records) == 0 and len(store.mutables) == 0 and len(store.immutables) == 0
+        assert target_node.router.get(target) is None
+        reply = await client.node.request(C.LOOKUP, target_node.address, target=target)
+        assert reply.error == 0 and reply.value is None
+    finally:
         await client.close()

@@ -41,7 +41,6 @@ Time (``now``, Unix seconds) is always passed in.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -189,18 +188,23 @@ class Persistent:
         """Answer one storage command (``token`` already verified by dht-rpc); None = stay silent."""
         if target is None or len(target) != 32:
             return None
-        handlers: dict[int, Callable[[], Answer | None]] = {
-            C.LOOKUP: lambda: self.on_lookup(target, now),
-            C.FIND_PEER: lambda: self.on_find_peer(target),
-            C.ANNOUNCE: lambda: self.on_announce(target, token, value, node_id, sender, now),
-            C.UNANNOUNCE: lambda: self.on_unannounce(target, token, value, node_id),
-            C.MUTABLE_PUT: lambda: self.on_mutable_put(target, token, value, now),
-            C.MUTABLE_GET: lambda: self.on_mutable_get(target, value, now),
-            C.IMMUTABLE_PUT: lambda: self.on_immutable_put(target, token, value, now),
-            C.IMMUTABLE_GET: lambda: self.on_immutable_get(target, now),
-        }
-        handler = handlers.get(command)
-        return handler() if handler is not None else None
+        if command == C.LOOKUP:
+            return self.on_lookup(target, now)
+        if command == C.FIND_PEER:
+            return self.on_find_peer(target)
+        if command == C.ANNOUNCE:
+            return self.on_announce(target, token, value, node_id, sender, now)
+        if command == C.UNANNOUNCE:
+            return self.on_unannounce(target, token, value, node_id)
+        if command == C.MUTABLE_PUT:
+            return self.on_mutable_put(target, token, value, now)
+        if command == C.MUTABLE_GET:
+            return self.on_mutable_get(target, value, now)
+        if command == C.IMMUTABLE_PUT:
+            return self.on_immutable_put(target, token, value, now)
+        if command == C.IMMUTABLE_GET:
+            return self.on_immutable_get(target, now)
+        return None
 
     # --- announcements ------------------------------------------------------------------------
 
