@@ -131,9 +131,19 @@ async def test_connect_and_exchange(
     assert peer.remote_public_key == client_kp.public_key
     assert peer.handshake_hash == conn.handshake_hash
     assert peer.remote_address[0] == "127.0.0.1"
+    nodes = (client_dht.node, server_dht.node)
+    own = {n.socket for n in nodes} | {n.request_socket for n in nodes}
+    sockets = {conn.udx_stream.socket, peer.udx_stream.socket} - own  # punch sockets, if any
+    assert bool(sockets) == (not lan)  # only the holepunch path runs over punch sockets here
     conn.close()
     await asyncio.wait_for(peer.wait_closed(), WAIT)
     assert conn.closed.done()
+    # a punch socket that carried the connection is closed once its stream has ended
+    for _ in range(250):
+        if all(s is not None and s.closed for s in sockets):
+            break
+        await asyncio.sleep(0.02)
+    assert all(s is not None and s.closed for s in sockets)
 
 
 async def test_keepalive_is_filtered_and_stream_stays_open(net: Net) -> None:

@@ -114,7 +114,7 @@ class _Attempt:
         self.stream.connect(self.remote_udx_id, host, port, socket)
         conn = DhtConnection(self.stream, final)
         if self.punch is not None and socket is self.punch.punch.socket:
-            self.punch.punch.kept = True
+            self.punch.punch.keep(self.stream.closed)
         self.connected.set_result(conn)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -60,6 +61,9 @@ class HolepunchError(ProtocolError):
     """A holepunch could not be completed (aborted, unreachable NATs, bad payloads)."""
 
 
+_POOLS: weakref.WeakKeyDictionary[HyperDht, set[PunchSocket]] = weakref.WeakKeyDictionary()
+
+
 class PunchSocket:
     """A UDP socket for one holepunch attempt (see the module docstring)."""
 
@@ -69,13 +73,38 @@ class PunchSocket:
         self._inflight: dict[int, tuple[Address, asyncio.Future[Response]]] = {}
         self._tid = random.randrange(0x10000)
         self.kept = False
+        self._pool: set[PunchSocket] | None = None
         socket.on_message = self._on_message
 
     @classmethod
     async def open(cls, dht: HyperDht) -> PunchSocket:
+        """A fresh socket next to ``dht``'s; the node's close() closes it too (JS socket pool)."""
         main = dht.node.socket
         sock = await main.udx.bind(main.address[0], 0)
-        return cls(sock)
+        punch = cls(sock)
+        pool = _POOLS.get(dht)
+        if pool is None:
+            pool = _POOLS[dht] = set()
+
+            async def close_all() -> None:
+                for p in list(pool):
+                    await p.socket.close()
+                pool.clear()
+
+            dht.on_close.append(close_all)
+        pool.add(punch)
+        punch._pool = pool
+        return punch
+
+    def keep(self, stream_closed: asyncio.Future[HyperlobbyError | None]) -> None:
+        """A connection's stream runs over this socket: close the socket when the stream ends."""
+        self.kept = True
+
+        def done(_fut: asyncio.Future[HyperlobbyError | None]) -> None:
+            self.kept = False
+            asyncio.get_running_loop().create_task(self.close())
+
+        stream_closed.add_done_callback(done)
 
     @property
     def address(self) -> Address:
@@ -156,8 +185,12 @@ class PunchSocket:
             entry[1].set_result(msg)
 
     async def close(self) -> None:
-        if not self.kept:
-            await self.socket.close()
+        """Close unless a connection runs over it (then its stream's end closes it)."""
+        if self.kept:
+            return
+        if self._pool is not None:
+            self._pool.discard(self)
+        await self.socket.close()
 
 
 class ServerPunch:
@@ -191,10 +224,10 @@ class ServerPunch:
     def socket(self) -> UdxSocket:
         return self.punch.socket
 
-    def keep_socket(self, socket: UdxSocket) -> None:
-        """The connection runs over ``socket``: keep it open if it is ours."""
+    def keep_socket(self, socket: UdxSocket, stream_closed: asyncio.Future[HyperlobbyError | None]) -> None:
+        """The connection runs over ``socket``: if it is ours, keep it until the stream ends."""
         if socket is self.punch.socket:
-            self.punch.kept = True
+            self.punch.keep(stream_closed)
 
     def close(self) -> None:
         self.puncher.destroyed = True
@@ -336,7 +369,6 @@ class ClientPunch:
         was = self.puncher.connected
         self.puncher.on_probe(source)
         if self.puncher.connected and not was:
-            self.punch.kept = True
             self.on_socket(self.punch.socket, source.host, source.port)
 
     async def _round(

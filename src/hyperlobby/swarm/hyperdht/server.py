@@ -106,7 +106,7 @@ class _Pending:
         self._stop_timer()
         stream.connect(self.remote_udx_id, host, port, socket)
         if self.punch is not None:
-            self.punch.keep_socket(socket)
+            self.punch.keep_socket(socket, stream.closed)
             self.punch.close()
         self.server._clear_later(self)
         conn = DhtConnection(stream, final)
