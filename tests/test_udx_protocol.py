@@ -229,6 +229,22 @@ def test_coalesced_run_applies_every_window_change(windows: list[int]) -> None:
     assert b.remote_window == windows[-1] and b._rcv_nxt == 4
 
 
+@pytest.mark.parametrize("initial_seq", [0, 250, 2**32 - 10])
+def test_burst_headers_match_packet_by_packet_encoding(initial_seq: int) -> None:
+    """Burst headers are built by strided writes of the sequence number: across a carry out
+    of its low byte and across the 2**32 wrap they must equal what Packet.encode writes."""
+    a = UdxStreamState(1, remote_id=9, initial_seq=initial_seq, max_payload=100)
+    a.cwnd = 200.0
+    data = bytes(range(256)) * 20
+    a.write(data)
+    datagrams = a.packets_to_send(0.0)
+    assert len(datagrams) == len(data) // 100 + 1
+    for i, datagram in enumerate(datagrams):
+        seq = (initial_seq + i) & 0xFFFFFFFF
+        expected = Packet(FLAG_DATA, 9, a._advertised, seq, 0, data[100 * i : 100 * i + 100]).encode()
+        assert datagram == expected
+
+
 def transfer(
     pattern: list[int], size_a: int, size_b: int, seed: int, coalesce: bool = False, **opts: int
 ) -> Network:
