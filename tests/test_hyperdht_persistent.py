@@ -125,6 +125,9 @@ def test_announce_signatures_and_decisions_match_js(vec: dict[str, Any]) -> None
     )
     assert _as_js(_ask(p, C.LOOKUP, target, None, None)) == vec["afterUnannounce"]
     assert routes.get(target) is None
+    # a refresh (the preimage of the announce's refresh hash, unsigned) restores it, as in JS
+    assert _as_js(_ask(p, C.ANNOUNCE, target, bytes.fromhex(vec["refreshValue"]), token)) == vec["refreshed"]
+    assert _as_js(_ask(p, C.LOOKUP, target, None, None)) == vec["afterRefresh"]
 
 
 @pytest.mark.interop

@@ -32,7 +32,8 @@ const other = createKeyPair(det('other', 32))
 const nodeId = det('node id', 32)
 const token = det('token', 32)
 const topic = det('topic', 32)
-const refresh = det('refresh', 32)
+const refreshSecret = det('refresh secret', 32)
+const refresh = hash(refreshSecret) // an announce carries the hash; a refresh shows the preimage
 const relays = [
   { host: '127.0.0.1', port: 4001 },
   { host: '127.0.0.2', port: 4002 },
@@ -118,6 +119,10 @@ async function main() {
     const afterRefused = ask(p2, 'onlookup', { target })
     const removed = ask(p, 'onunannounce', { target, token, value: unannValue })
     const afterUnannounce = ask(p, 'onlookup', { target })
+    // a refresh-only announce (no peer, no signature) with the preimage brings the record back
+    const refreshValue = c.encode(m.announce, { peer: null, refresh: refreshSecret, signature: null, bump: 0 })
+    const refreshed = ask(p, 'onannounce', { target, token, value: refreshValue })
+    const afterRefresh = ask(p, 'onlookup', { target })
 
     announces.push({
       label,
@@ -139,7 +144,10 @@ async function main() {
       refused,
       afterRefused,
       removed,
-      afterUnannounce
+      afterUnannounce,
+      refreshValue: hex(refreshValue),
+      refreshed,
+      afterRefresh
     })
   }
 
