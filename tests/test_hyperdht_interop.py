@@ -384,6 +384,24 @@ async def test_js_router_client_reaches_python_server_through_js_relays(
         client_port = next(m.peer_address for m in server.handshakes if m.peer_address is not None).port
         assert all(m.peer_address == Address("127.0.0.1", client_port) for m in server.handshakes)
         assert [p.id for p in server.punches] == [3] * len(relays)
+
+        # two relay hops across implementations: the JS client asks a Python node that holds no
+        # route, naming a JS relay; Python forwards (FROM_RELAY), the JS relay passes it on as
+        # FROM_SECOND_RELAY, our server answers the Python node (FROM_SERVER), which replies
+        js_relay = next(a for a in relays if a in set(js.addresses))
+        first_hop = next(n for n in py if n.address not in relays)
+        res = await js.call(
+            cmd="rawHandshake",
+            **{"from": client_index},
+            target=server.target.hex(),
+            noise=b"two hops".hex(),
+            host=first_hop.address.host,
+            port=first_hop.address.port,
+            relayAddress={"host": js_relay.host, "port": js_relay.port},
+        )
+        assert bytes.fromhex(res["noise"]) == b"py:two hops" and res["relayed"] is True
+        assert first_hop.router.stats["relayed_handshakes"] == 1
+        assert server.handshakes[-1] == HandshakeMessage(b"two hops", Address("127.0.0.1", client_port))
     finally:
         await server.announcer.stop()
         await server_dht.close()
