@@ -10,7 +10,7 @@ import pytest
 
 from hyperlobby.crypto.hashes import blake2b256
 from hyperlobby.crypto.keys import KeyPair, key_pair
-from hyperlobby.swarm.dht_rpc import Address, IncomingRequest, RequestTimeout
+from hyperlobby.swarm.dht_rpc import Address, IncomingRequest, Request, RequestTimeout
 from hyperlobby.swarm.hyperdht import (
     Announcer,
     BadHandshakeReply,
@@ -23,6 +23,7 @@ from hyperlobby.swarm.hyperdht import (
 )
 from hyperlobby.swarm.hyperdht import constants as C
 from hyperlobby.swarm.hyperdht import messages as m
+from hyperlobby.swarm.hyperdht.router import MAX_PENDING
 from hyperlobby.swarm.udx import UdxSocket
 
 FAST = {"request_timeout": 0.2, "retries": 2, "query_retries": 1}
@@ -277,3 +278,27 @@ async def test_closing_the_dht_stops_its_announcers(network: list[HyperDht]) -> 
     finally:
         await client.close()
         await server_dht.close()
+
+
+async def test_a_flood_of_handshakes_for_a_stuck_server_is_bounded(network: list[HyperDht]) -> None:
+    node = network[2]
+    kp = key_pair()
+    target = blake2b256(kp.public_key)
+    never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def stuck(msg: HandshakeMessage, req: IncomingRequest) -> HandshakeAnswer | None:
+        await never
+        return None
+
+    node.router.set(
+        target, ForwardState(None, m.encode(m.peer, m.Peer(kp.public_key)), on_peer_handshake=stuck)
+    )
+    value = m.encode(m.handshake, m.Handshake(C.FROM_CLIENT, b"noise"))
+    extra = 50
+    for tid in range(MAX_PENDING + extra):
+        request = Request(tid=tid, to=node.address, command=C.PEER_HANDSHAKE, target=target, value=value)
+        assert node.router.handle(IncomingRequest(Address("127.0.0.1", 9), None, request, node.node))
+    await asyncio.sleep(0)
+    assert node.router.stats["dropped"] == extra
+    await node.router.close()  # cancels the stuck callbacks, bounded
+    assert node.router.stats["served"] == 0

@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_FORWARDS: Final = 65536
 DEFAULT_FORWARD_AGE: Final = 20 * 60.0  # seconds, as hyperdht's default maxAge
+MAX_PENDING: Final = 1024  # server callbacks running at once; more are dropped
 
 
 class BadHandshakeReply(ProtocolError):
@@ -180,7 +181,12 @@ class Router:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.closed = False
         # messages forwarded for others / answered for a local server (JS keeps similar stats)
-        self.stats: dict[str, int] = {"relayed_handshakes": 0, "relayed_holepunches": 0, "served": 0}
+        self.stats: dict[str, int] = {
+            "relayed_handshakes": 0,
+            "relayed_holepunches": 0,
+            "served": 0,
+            "dropped": 0,
+        }
 
     # --- state --------------------------------------------------------------------------------
 
@@ -212,10 +218,10 @@ class Router:
     def handle(self, req: IncomingRequest) -> bool:
         """Take a PEER_HANDSHAKE / PEER_HOLEPUNCH request; False for any other command."""
         if req.command == C.PEER_HANDSHAKE:
-            self._spawn(self.on_peer_handshake(req))
+            self.on_peer_handshake(req)
             return True
         if req.command == C.PEER_HOLEPUNCH:
-            self._spawn(self.on_peer_holepunch(req))
+            self.on_peer_holepunch(req)
             return True
         return False
 
@@ -229,14 +235,17 @@ class Router:
         return 0 < address.port < 0x10000 and (accept is None or accept(address))
 
     def _spawn(self, coro: Any) -> None:
-        if self.closed:
+        # Relaying is synchronous; only a local server's callbacks run as tasks, and a flood of
+        # them is cut off at MAX_PENDING (the client retries or times out, as with any drop).
+        if self.closed or len(self._tasks) >= MAX_PENDING:
+            self.stats["dropped"] += 1
             coro.close()
             return
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def on_peer_handshake(self, req: IncomingRequest) -> None:
+    def on_peer_handshake(self, req: IncomingRequest) -> None:
         if req.value is None:
             return
         try:
@@ -246,7 +255,8 @@ class Router:
         state = self.get(req.target) if req.target is not None else None
         relay = state.relay if state is not None else None
         if state is not None and state.on_peer_handshake is not None:
-            await self._serve_handshake(req, hs, state.on_peer_handshake)
+            if hs.noise:
+                self._spawn(self._serve_handshake(req, hs, state.on_peer_handshake))
             return
         if hs.mode == C.FROM_CLIENT:
             if not hs.noise:
@@ -302,7 +312,7 @@ class Router:
             back = m.Handshake(C.FROM_SERVER, answer.noise, peer_address=hs.peer_address)
             req.relay(m.encode(m.handshake, back), hs.relay_address, socket=answer.socket)
 
-    async def on_peer_holepunch(self, req: IncomingRequest) -> None:
+    def on_peer_holepunch(self, req: IncomingRequest) -> None:
         if req.value is None:
             return
         try:
@@ -321,24 +331,29 @@ class Router:
         elif hp.mode == C.FROM_RELAY:
             if state is None or state.on_peer_holepunch is None or hp.peer_address is None:
                 return
-            try:
-                answer = await state.on_peer_holepunch(
-                    HolepunchMessage(hp.id, hp.payload, hp.peer_address), req
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("on_peer_holepunch failed")
-                return
-            if answer is None:
-                return
-            back = m.Holepunch(C.FROM_SERVER, 0, answer.payload, peer_address=hp.peer_address)
-            req.relay(m.encode(m.holepunch, back), req.address, socket=answer.socket)
+            message = HolepunchMessage(hp.id, hp.payload, hp.peer_address)
+            self._spawn(self._serve_holepunch(req, message, state.on_peer_holepunch))
         elif hp.mode == C.FROM_SERVER:
             if hp.peer_address is None or not self._may_send(hp.peer_address):
                 return
             reply = m.Holepunch(C.REPLY, hp.id, hp.payload, peer_address=req.address)
             req.reply(m.encode(m.holepunch, reply), to=hp.peer_address, token=False, closer_nodes=False)
+
+    async def _serve_holepunch(
+        self, req: IncomingRequest, message: HolepunchMessage, callback: HolepunchCallback
+    ) -> None:
+        try:
+            answer = await callback(message, req)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("on_peer_holepunch failed")
+            return
+        if answer is None:
+            return
+        self.stats["served"] += 1
+        back = m.Holepunch(C.FROM_SERVER, 0, answer.payload, peer_address=message.peer_address)
+        req.relay(m.encode(m.holepunch, back), req.address, socket=answer.socket)
 
     # --- client side --------------------------------------------------------------------------
 
