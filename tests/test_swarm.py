@@ -256,3 +256,21 @@ async def test_flush_waits_for_queued_dials() -> None:
         assert await a.flush()
         # every queued dial settled before flush() returned: all three peers are connected
         assert len(a.connections) == 3
+
+
+async def test_a_connection_without_byte_counters_counts_as_established_once_open() -> None:
+    """The duplicate rule's "outdated" test falls back to "open" when a connection has no counters."""
+    from hyperlobby.swarm.hyperswarm.swarm import _Slot
+
+    a, b = FakeConnection.pair(b"\x01" * 32, b"\x02" * 32, 1)
+    slot = _Slot(b"\x02" * 32, True)
+    assert not slot.established  # a dial in flight never is
+    slot.conn = a
+    assert not slot.established  # counters present and zero: not yet
+    a.send(b"x")
+    b.send(b"y")
+    assert slot.established
+    del a.raw_bytes_read, a.raw_bytes_written
+    assert slot.established  # no counters: open is enough
+    a.close()
+    assert not slot.established

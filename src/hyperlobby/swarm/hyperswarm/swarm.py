@@ -77,13 +77,20 @@ class _Slot:
 
     @property
     def established(self) -> bool:
-        """Carried bytes both ways (so the far end thought it open): hyperswarm's "outdated"."""
+        """Carried bytes both ways, so the far end thought it open: hyperswarm's "outdated" test.
+
+        Uses the connection's ``raw_bytes_read``/``raw_bytes_written`` when it counts them. A
+        connection without counters counts as established once it is open: a DHT connection is
+        handed over with its handshake done and its secret-stream header on the wire, which is
+        when JS's counters both become non-zero. A dial still in flight never is.
+        """
         c = self.conn
-        return (
-            c is not None
-            and int(getattr(c, "raw_bytes_read", 0) or 0) > 0
-            and int(getattr(c, "raw_bytes_written", 0) or 0) > 0
-        )
+        if c is None or c.closed.done():
+            return False
+        read, written = getattr(c, "raw_bytes_read", None), getattr(c, "raw_bytes_written", None)
+        if read is None or written is None:
+            return True
+        return int(read) > 0 and int(written) > 0
 
     def destroy(self) -> None:
         if self.conn is not None:
@@ -467,7 +474,6 @@ class Swarm:
         self.stats.client_attempted += 1
         self.connecting += 1
         self._client_connections += 1
-        peer.tried = True
         slot.task = asyncio.get_running_loop().create_task(self._dial(peer, slot, queued))
         self._tasks.add(slot.task)
         slot.task.add_done_callback(self._tasks.discard)
