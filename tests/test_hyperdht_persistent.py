@@ -366,3 +366,23 @@ def test_caches_age_and_retain() -> None:
     assert r.get(b"t", 10, now=1.0) == [b"v1b"] and len(r) == 1
     r.remove(b"t", b"k1")
     assert r.get(b"t", 10) == [] and len(r) == 0
+
+
+def test_value_stores_are_bounded_in_bytes() -> None:
+    p, _ = _store(max_value_bytes=100_000)
+    token = os.urandom(32)
+    big = [os.urandom(10_000) for _ in range(40)]  # 400 kB offered, 4x the budget
+    for value in big:
+        assert _ask(p, C.IMMUTABLE_PUT, blake2b256(value), value, token) is not None
+    held = [v for v in big if _ask(p, C.IMMUTABLE_GET, blake2b256(v), None, None) == Answer(v)]
+    assert 0 < len(held) <= 10 and held == big[-len(held) :]  # the newest survive
+    c: AgingCache[str, bytes] = AgingCache(1000, 0, max_bytes=100, weigh=len)
+    c.set("a", b"x" * 30)
+    c.set("a", b"x" * 10)  # replacing a value counts its new size only
+    c.set("b", b"x" * 30)
+    assert c.get("a") == b"x" * 10 and c.get("b") == b"x" * 30
+    c.set("c", b"x" * 20)  # 60 bytes in the latest generation: rotate
+    c.set("d", b"x")
+    assert c.get("a") is not None  # read back from the older generation
+    c.set("e", b"x" * 60)  # rotates again: what was only in the oldest generation is gone
+    assert c.get("d") is not None and c.get("b") is None

@@ -21,7 +21,7 @@ clock), and rotation happens lazily on the next call after a period has passed.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -46,16 +46,33 @@ class _Generations:
 
 
 class AgingCache(Generic[K, V]):
-    """A two-generation map (npm ``xache``): bounded by ``max_size`` per generation and by age."""
+    """A two-generation map (npm ``xache``): bounded by ``max_size`` per generation and by age.
 
-    def __init__(self, max_size: int, max_age: float, now: float = 0.0) -> None:
+    With ``weigh`` (a value's size in bytes) and ``max_bytes``, the latest generation also
+    rotates once it holds ``max_bytes / 2``, so the two generations together stay near
+    ``max_bytes`` whatever the values' sizes. (hyperdht bounds only the count; a node storing
+    other people's values wants a bound on the memory too.)
+    """
+
+    def __init__(
+        self,
+        max_size: int,
+        max_age: float,
+        now: float = 0.0,
+        *,
+        max_bytes: int | None = None,
+        weigh: Callable[[V], int] | None = None,
+    ) -> None:
         if max_size < 1:
             raise ValueError("max_size must be at least 1")
         self.max_size = max_size
+        self.max_bytes = max_bytes
+        self._weigh = weigh if max_bytes is not None else None
         self._clock = _Generations(max_age, now)
         self._latest: dict[K, V] = {}
         self._oldest: dict[K, V] = {}
         self._retained: dict[K, V] = {}
+        self._latest_bytes = 0
 
     def _age(self, now: float | None) -> None:
         if now is None:
@@ -66,6 +83,25 @@ class AgingCache(Generic[K, V]):
     def _rotate(self) -> None:
         self._oldest = self._latest
         self._latest = {}
+        self._latest_bytes = 0
+
+    def _put_latest(self, key: K, value: V) -> None:
+        if self._weigh is not None:
+            old = self._latest.get(key)
+            if old is not None:
+                self._latest_bytes -= self._weigh(old)
+            self._latest_bytes += self._weigh(value)
+        self._latest[key] = value
+
+    def _pop_latest(self, key: K) -> None:
+        value = self._latest.pop(key, None)
+        if value is not None and self._weigh is not None:
+            self._latest_bytes -= self._weigh(value)
+
+    def _full(self) -> bool:
+        if len(self._latest) >= self.max_size:
+            return True
+        return self.max_bytes is not None and self._latest_bytes >= self.max_bytes // 2
 
     def __len__(self) -> int:
         return len(self._latest) + len(self._oldest) + len(self._retained)
@@ -83,15 +119,15 @@ class AgingCache(Generic[K, V]):
         self._age(now)
         if key in self._retained:
             return
-        self._latest[key] = value
+        self._put_latest(key, value)
         self._oldest.pop(key, None)
-        if len(self._latest) >= self.max_size:
+        if self._full():
             self._rotate()
 
     def retain(self, key: K, value: V) -> None:
         """Store ``value`` outside the generations: it never ages out, only :meth:`delete` drops it."""
         self._retained[key] = value
-        self._latest.pop(key, None)
+        self._pop_latest(key)
         self._oldest.pop(key, None)
 
     def get(self, key: K, now: float | None = None) -> V | None:
@@ -100,12 +136,15 @@ class AgingCache(Generic[K, V]):
             return self._latest[key]
         if key in self._oldest:
             value = self._oldest.pop(key)
-            self._latest[key] = value
+            self._put_latest(key, value)
             return value
         return self._retained.get(key)
 
     def delete(self, key: K) -> bool:
-        for gen in (self._latest, self._oldest, self._retained):
+        if key in self._latest:
+            self._pop_latest(key)
+            return True
+        for gen in (self._oldest, self._retained):
             if key in gen:
                 del gen[key]
                 return True
@@ -115,6 +154,7 @@ class AgingCache(Generic[K, V]):
         self._latest.clear()
         self._oldest.clear()
         self._retained.clear()
+        self._latest_bytes = 0
 
 
 class RecordCache(Generic[V]):

@@ -30,9 +30,12 @@ records after ~48 hours, each store holding a bounded count (see
 :mod:`~hyperlobby.swarm.hyperdht.cache`). Per topic, hyperdht caps what it *returns* (20
 records, 3 relay addresses each) rather than what it stores; so do we, so a popular topic
 behaves the same against JS and Python nodes. Empty values are refused, as JS's decoder reads
-an empty buffer as "no value"; otherwise hyperdht sets no size limit, so values are bounded
-only by the datagram that carried them. (hyperdht 6's mutable records have no salt: the
-target is always BLAKE2b of the public key.)
+an empty buffer as "no value"; otherwise hyperdht sets no size limit, so a value is bounded
+only by the datagram that carried it. hyperdht bounds its mutable and immutable stores by
+count alone (32768 values per generation, which at datagram-sized values is gigabytes); we
+also bound their bytes (``max_value_bytes``, 64 MiB per store by default): past it the stores
+age faster, as they do when the count fills, and nothing else changes on the wire.
+(hyperdht 6's mutable records have no salt: the target is always BLAKE2b of the public key.)
 
 Each handler returns an :class:`Answer` for the adapter to send, or ``None`` for silence.
 Time (``now``, Unix seconds) is always passed in.
@@ -60,6 +63,7 @@ MAX_BUMP_DRIFT: Final = 60.0  # seconds a bump may lie in the future
 DEFAULT_MAX_SIZE: Final = 65536
 DEFAULT_MAX_AGE: Final = 20 * 60.0
 DEFAULT_RECORD_MAX_AGE: Final = 48 * 60 * 60.0  # mutable / immutable records
+DEFAULT_MAX_VALUE_BYTES: Final = 64 * 1024 * 1024  # per store (mutable, immutable), both generations
 
 
 class Routes(Protocol):
@@ -162,6 +166,7 @@ class Persistent:
         max_size: int = DEFAULT_MAX_SIZE,
         max_age: float = DEFAULT_MAX_AGE,
         record_max_age: float = DEFAULT_RECORD_MAX_AGE,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
         now: float = 0.0,
     ) -> None:
         self.routes = routes
@@ -169,8 +174,12 @@ class Persistent:
         self.records: RecordCache[bytes] = RecordCache(max_size, max_age, now)
         self.bumps: AgingCache[bytes, int] = AgingCache(max_size, max_age, now)
         self.refreshes: AgingCache[bytes, _Refresh] = AgingCache(max_size, max_age, now)
-        self.mutables: AgingCache[bytes, bytes] = AgingCache(half, record_max_age, now)
-        self.immutables: AgingCache[bytes, bytes] = AgingCache(half, record_max_age, now)
+        self.mutables: AgingCache[bytes, bytes] = AgingCache(
+            half, record_max_age, now, max_bytes=max_value_bytes, weigh=len
+        )
+        self.immutables: AgingCache[bytes, bytes] = AgingCache(
+            half, record_max_age, now, max_bytes=max_value_bytes, weigh=len
+        )
 
     # --- dispatch -----------------------------------------------------------------------------
 
