@@ -285,3 +285,19 @@ async def test_random_command_values_over_the_wire_store_nothing(network: list[H
         assert reply.error == 0 and reply.value is None
     finally:
         await client.close()
+
+
+async def test_announce_stream_yields_the_topic_peers_then_commits(network: list[HyperDht]) -> None:
+    client = await _client(network)
+    try:
+        topic = blake2b256(b"announce stream")
+        first, second = key_pair(), key_pair()
+        await asyncio.wait_for(network[1].announce(topic, first), 10)
+        stream = client.announce_stream(topic, second)
+        seen = {p.public_key async for r in stream for p in r.peers}
+        assert first.public_key in seen  # the other peer, learnt on the announce's own walk
+        assert stream.result is not None and stream.result.committed >= 4
+        found = [{p.public_key for p in r.peers} async for r in network[7].lookup(topic)]
+        assert sum(1 for s in found if {first.public_key, second.public_key} <= s) >= 4
+    finally:
+        await client.close()

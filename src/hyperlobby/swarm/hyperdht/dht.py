@@ -125,6 +125,11 @@ class PutResult:
 class QueryStream(Generic[T]):
     """A running query: iterate for its mapped replies, or await :meth:`finished` for the Query.
 
+    A stream made with a ``commit`` (an announce) runs it on the closest replies once the walk
+    is over and before the iteration ends, as a JS query with a commit does; its outcome is
+    :attr:`result`, and a failed commit is raised at the end of the iteration / by
+    :meth:`finished`.
+
     The query starts on first use and always ends by itself (bounded by ``timeout``). The
     stream is its own iterator: leaving an ``async for`` early leaves the rest buffered for a
     later loop; :meth:`aclose` stops the query at once (then :meth:`finished` raises
@@ -143,8 +148,12 @@ class QueryStream(Generic[T]):
         *,
         nodes: Sequence[AddressLike] = (),
         timeout: float = DEFAULT_QUERY_TIMEOUT,
+        commit: Callable[[Query], Awaitable[PutResult]] | None = None,
     ) -> None:
         self._dht = dht
+        self._commit = commit
+        # what the commit did (an announce stream's PutResult), once the stream has ended
+        self.result: PutResult | None = None
         self.command = command
         self.target = target
         self._value = value
@@ -170,7 +179,7 @@ class QueryStream(Generic[T]):
 
     async def _run(self) -> Query:
         try:
-            return await self._dht.node.query(
+            query = await self._dht.node.query(
                 self.command,
                 self.target,
                 self._value,
@@ -178,11 +187,14 @@ class QueryStream(Generic[T]):
                 nodes=self._nodes,
                 timeout=self._timeout,
             )
+            if self._commit is not None:
+                self.result = await self._commit(query)
+            return query
         finally:
             self._queue.put_nowait(self._END)
 
     async def finished(self) -> Query:
-        """Run the query to its end (items not iterated are dropped) and return it."""
+        """Run the query (and its commit) to the end and return it; un-iterated items stay queued."""
         task = self._start()
         if task.cancelled():
             raise QueryFailed("the query was stopped early", target=self.target.hex())
@@ -442,10 +454,31 @@ class HyperDht:
 
         Raises :class:`QueryFailed` if no node took it.
         """
-        _check_target(topic)
-        query = await self.lookup(topic, nodes=nodes, timeout=timeout).finished()
+        stream = self.announce_stream(
+            topic, keypair, relay_addresses, bump=bump, nodes=nodes, timeout=timeout
+        )
+        await stream.finished()
+        assert stream.result is not None
+        return stream.result
 
-        async def commit(reply: QueryReply) -> Reply:
+    def announce_stream(
+        self,
+        topic: bytes,
+        keypair: KeyPair,
+        relay_addresses: Sequence[Address] = (),
+        *,
+        bump: int = 0,
+        nodes: Sequence[AddressLike] = (),
+        timeout: float = DEFAULT_QUERY_TIMEOUT,
+    ) -> QueryStream[LookupReply]:
+        """:meth:`announce` as one stream (JS ``dht.announce``): the lookup replies met on the way
+        (other peers of the topic), then the announce at the closest nodes before it ends.
+
+        A server that is also a client (hyperswarm) learns its peers from the same walk.
+        """
+        _check_target(topic)
+
+        async def commit_one(reply: QueryReply) -> Reply:
             token = reply.response.token
             if token is None or reply.id is None:
                 raise QueryFailed("closest node gave no token", node=str(reply.address))
@@ -453,7 +486,12 @@ class HyperDht:
                 topic, keypair, token, reply.address, reply.id, relay_addresses, bump=bump
             )
 
-        return await self._commit_all(topic, query, commit)
+        async def commit(query: Query) -> PutResult:
+            return await self._commit_all(topic, query, commit_one)
+
+        return QueryStream(
+            self, C.LOOKUP, topic, None, _map_lookup, nodes=nodes, timeout=timeout, commit=commit
+        )
 
     async def request_announce(
         self,
