@@ -11,6 +11,8 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import ROOT
 from hyperlobby.social.control import call
 from social_helpers import NodeProcs, friends, make_identity, sessions, until
@@ -51,3 +53,41 @@ async def test_serve_finds_a_friend_through_a_loopback_dht(tmp_path: Path) -> No
     finally:
         boot.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(boot.wait(), 15) == 0
+
+
+@pytest.mark.parametrize("kind", ["drive", "log"])
+async def test_host_and_join_through_a_loopback_dht(tmp_path: Path, kind: str) -> None:
+    """A guest who is not the host's friend joins by the host's archive URL, found on the DHT."""
+    from hyperlobby.swarm.hyperdht.dht import HyperDht
+    from test_lobby_cli import start
+
+    boot = await HyperDht.bootstrapper("127.0.0.1", 0)
+    dht = ["--bootstrap", f"127.0.0.1:{boot.address.port}"]
+    url = make_identity(tmp_path / "host", "Hostess")
+    make_identity(tmp_path / "guest", "Guest")
+    procs = []
+    try:
+        host = await start(
+            "host", "--home", str(tmp_path / "host"), "--name", "Room", "--max-peers", "2",
+            "--lobby", kind, "--loopback", "--json", *dht,
+        )  # fmt: skip
+        procs.append(host)
+        assert (await host.event("hosting"))["listen"] is None
+        guest = await start(
+            "join", url, "--home", str(tmp_path / "guest"), "--loopback", "--json", "--timeout", "20", *dht
+        )
+        procs.append(guest)
+        await guest.event("connected")
+        assert (await host.event("joined"))["peers"] == 1
+        await guest.say("over the DHT")
+        assert (await host.event("message"))["body"] == "over the DHT"
+        assert guest.proc.stdin is not None
+        guest.proc.stdin.close()
+        assert await asyncio.wait_for(guest.proc.wait(), 20) == 0
+        host.proc.send_signal(signal.SIGTERM)
+        await host.event("ended")
+        assert await asyncio.wait_for(host.proc.wait(), 20) == 0
+    finally:
+        for p in procs:
+            await p.kill()
+        await boot.close()

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hyperlobby.cli.dht import add_dht_options, bootstrap_option
+from hyperlobby.crypto.hashes import discovery_key
 from hyperlobby.drive import Hyperdrive
 from hyperlobby.errors import AdmissionRefused, HyperlobbyError, LobbyError, SocialError
 from hyperlobby.lobby.lobby import HOST_FILE, KINDS, LobbyEvent, Member, detect_kind, guest_lobby, host_lobby
@@ -195,6 +196,7 @@ async def _host(args: argparse.Namespace, home: Path) -> int:
             if running.heartbeat.hosting:
                 running.heartbeat.set_peers(count)
 
+        node.discovery.join(discovery_key(lobby.key))  # guests given the lobby URL find us by it
         session = HostSession(lobby, rtc, on_peers=on_peers)
         await session.start()
         node.host(args.name, lobby.url, args.max_peers, password is not None)
@@ -227,6 +229,7 @@ async def _host(args: argparse.Namespace, home: Path) -> int:
 async def _find_lobby(node: Node, url: str, timeout: float) -> tuple[bytes, str, Session | None]:
     """(lobby key, kind, the session record if we came through one) for ``url``."""
     key = archive_key(url, "URL")
+    node.discovery.join(discovery_key(key))  # on the DHT, find whoever holds that archive
     store, rep = node.identity.store, node.replication
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -243,6 +246,7 @@ async def _find_lobby(node: Node, url: str, timeout: float) -> tuple[bytes, str,
         raise raw
     session = Session.from_json(raw)
     lobby = session.lobby_key
+    node.discovery.join(discovery_key(lobby))
     return lobby, await detect_kind(store, rep, lobby, timeout=max(0.1, deadline - loop.time())), session
 
 
