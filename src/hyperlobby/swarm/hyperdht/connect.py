@@ -84,6 +84,7 @@ class _Attempt:
         self.wrap = NoiseWrap(_noise_keys(key_pair), remote_public_key)
         self.stream: UdxStream = dht.node.socket.create_stream(firewall=self._stream_firewall)
         self.msg1: bytes | None = None
+        self.own_firewall = FIREWALL_UNKNOWN  # what msg1 told the server about us
         self.final: HandshakeFinal | None = None
         self.payload: m.NoisePayload | None = None
         self.remote_udx_id = 0
@@ -319,6 +320,8 @@ async def connect(
         with contextlib.suppress(asyncio.CancelledError, HyperlobbyError):
             await finder
         await attempt.finish()
+        if attempt.connected.done() and not attempt.connected.cancelled():
+            attempt.connected.exception()  # retrieved: a late failure is not "never retrieved"
 
 
 def _noise_keys(kp: KeyPair) -> NoiseKeyPair:
