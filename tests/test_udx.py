@@ -12,7 +12,7 @@ from hyperlobby.errors import ProtocolError
 from hyperlobby.swarm.udx import Udx, UdxSocket, UdxStream, UdxTransport, open_connection
 from hyperlobby.wire.noise import NoiseKeyPair
 from hyperlobby.wire.stream import open_secret_stream
-from udx_helpers import SecretOverUdx
+from udx_helpers import LossyProxy, SecretOverUdx
 
 
 async def pair(**opts: int) -> tuple[UdxSocket, UdxSocket, UdxStream, UdxStream]:
@@ -343,5 +343,35 @@ async def test_transport_back_pressure() -> None:
                 await asyncio.sleep(0.01)
         assert received == data
     finally:
+        await a.close()
+        await b.close()
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+async def test_bulk_both_ways_through_loss_duplication_and_reordering(seed: int) -> None:
+    """Real sockets through a relay that drops 3%, duplicates 3% and delays each datagram
+    by its own 0-4 ms (so they overtake each other): every byte arrives once, in order, in
+    both directions, and the streams close cleanly."""
+    a = await UdxSocket.bind("127.0.0.1")
+    b = await UdxSocket.bind("127.0.0.1")
+    proxy = LossyProxy(seed, duplicate=0.03)
+    try:
+        await proxy.start(a.address, b.address)
+        sa = a.create_stream(max_payload=2028)
+        sb = b.create_stream(max_payload=2028)
+        sa.connect(sb.id, "127.0.0.1", proxy.port_for_a)
+        sb.connect(sa.id, "127.0.0.1", proxy.port_for_b)
+        data_ab, data_ba = os.urandom(1_500_000), os.urandom(400_000)
+        async with asyncio.timeout(40):
+            _, _, got_b, got_a = await asyncio.gather(
+                send_all(sa, data_ab), send_all(sb, data_ba), sb.read_all(), sa.read_all()
+            )
+            assert hashlib.sha256(got_b).digest() == hashlib.sha256(data_ab).digest()
+            assert got_a == data_ba
+            assert await sa.wait_closed() is None and await sb.wait_closed() is None
+        assert proxy.dropped > 0 and proxy.duplicated > 0
+        assert sa.state.retransmits > 0
+    finally:
+        proxy.close()
         await a.close()
         await b.close()

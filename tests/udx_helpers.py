@@ -129,21 +129,29 @@ class _Side(asyncio.DatagramProtocol):
 
 
 class LossyProxy:
-    """A UDP relay between two endpoints A and B that drops and delays packets (seeded).
+    """A UDP relay between two endpoints A and B that drops, duplicates and delays packets
+    (seeded).
 
     A talks to ``port_for_a`` and sees its packets come out at B from ``port_for_b``, and the
-    reverse. Delays are per packet, so packets also overtake each other. Losses stop after
-    ``max_losses`` so every run can finish.
+    reverse. Delays are per packet, so packets also overtake each other; a duplicate gets a
+    delay of its own. Losses stop after ``max_losses`` so every run can finish.
     """
 
     def __init__(
-        self, seed: int, loss: float = 0.03, max_delay: float = 0.004, max_losses: int = 300
+        self,
+        seed: int,
+        loss: float = 0.03,
+        max_delay: float = 0.004,
+        max_losses: int = 300,
+        duplicate: float = 0.0,
     ) -> None:
         self.rng = random.Random(seed)
         self.loss = loss
         self.max_delay = max_delay
         self.max_losses = max_losses
+        self.duplicate = duplicate
         self.dropped = 0
+        self.duplicated = 0
         self.forwarded = 0
         self._transports: list[asyncio.DatagramTransport] = []
         self.port_for_a = 0
@@ -167,8 +175,11 @@ class LossyProxy:
             self.dropped += 1
             return
         self.forwarded += 1
-        delay = self.rng.random() * self.max_delay
-        asyncio.get_running_loop().call_later(delay, self._send, out, data, to)
+        loop = asyncio.get_running_loop()
+        loop.call_later(self.rng.random() * self.max_delay, self._send, out, data, to)
+        if self.rng.random() < self.duplicate:
+            self.duplicated += 1
+            loop.call_later(self.rng.random() * self.max_delay, self._send, out, data, to)
 
     @staticmethod
     def _send(out: asyncio.DatagramTransport, data: bytes, to: tuple[str, int]) -> None:
