@@ -301,3 +301,20 @@ async def test_announce_stream_yields_the_topic_peers_then_commits(network: list
         assert sum(1 for s in found if {first.public_key, second.public_key} <= s) >= 4
     finally:
         await client.close()
+
+
+async def test_lookup_and_unannounce_streams_and_removes(network: list[HyperDht]) -> None:
+    client = await _client(network)
+    try:
+        topic = blake2b256(b"lookup and unannounce")
+        ours, other = key_pair(), key_pair()
+        await asyncio.wait_for(client.announce(topic, ours), 10)
+        await asyncio.wait_for(network[2].announce(topic, other), 10)
+        stream = client.lookup_and_unannounce(topic, ours)
+        seen = {p.public_key async for r in stream for p in r.peers}
+        assert {ours.public_key, other.public_key} <= seen
+        assert stream.result is not None and stream.result.committed >= 4
+        left = {p.public_key async for r in network[6].lookup(topic) for p in r.peers}
+        assert left == {other.public_key}
+    finally:
+        await client.close()

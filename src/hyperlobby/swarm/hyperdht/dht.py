@@ -531,17 +531,35 @@ class HyperDht:
 
         Our own store is cleared too (the record may be held here as well).
         """
+        stream = self.lookup_and_unannounce(topic, keypair, nodes=nodes, timeout=timeout)
+        await stream.finished()
+        return stream.result.committed if stream.result is not None else 0
+
+    def lookup_and_unannounce(
+        self,
+        topic: bytes,
+        keypair: KeyPair,
+        *,
+        nodes: Sequence[AddressLike] = (),
+        timeout: float = DEFAULT_QUERY_TIMEOUT,
+    ) -> QueryStream[LookupReply]:
+        """A lookup that also unannounces us from every node whose reply lists us (JS
+        ``lookupAndUnannounce``): a client that stopped serving a topic drops its record while
+        it keeps finding the topic's peers. Its :attr:`QueryStream.result` counts the removals.
+        """
         _check_target(topic)
         if self.node.id is not None:
             self.persistent.unannounce(topic, keypair.public_key)
         pending: list[asyncio.Task[Reply]] = []
-        async for reply in self.lookup(topic, nodes=nodes, timeout=timeout):
-            if reply.token is None or reply.from_id is None:
-                continue
-            ours = len(reply.peers) >= MAX_LOOKUP_PEERS or any(
+
+        def map_and_unannounce(raw: QueryReply) -> LookupReply | None:
+            reply = _map_lookup(raw)
+            if reply is None or reply.token is None or reply.from_id is None:
+                return reply
+            listed = len(reply.peers) >= MAX_LOOKUP_PEERS or any(
                 p.public_key == keypair.public_key for p in reply.peers
             )
-            if ours:
+            if listed:
                 pending.append(
                     self._track(
                         self.request_unannounce(
@@ -549,8 +567,16 @@ class HyperDht:
                         )
                     )
                 )
-        results = await asyncio.gather(*pending, return_exceptions=True)
-        return sum(1 for r in results if isinstance(r, Reply) and r.error == 0)
+            return reply
+
+        async def commit(query: Query) -> PutResult:
+            results = await asyncio.gather(*pending, return_exceptions=True)
+            done = sum(1 for r in results if isinstance(r, Reply) and r.error == 0)
+            return PutResult(topic, tuple(query.closest_nodes), done)
+
+        return QueryStream(
+            self, C.LOOKUP, topic, None, map_and_unannounce, nodes=nodes, timeout=timeout, commit=commit
+        )
 
     # --- records ------------------------------------------------------------------------------
 
