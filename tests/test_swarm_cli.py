@@ -1,6 +1,8 @@
 """The command line on a private loopback DHT: ``hyperlobby dht bootstrap`` prints an address,
 two ``hyperlobby serve --bootstrap ADDR`` nodes find each other by their archives' discovery
-keys alone (no --peer, no --listen), and a friend's profile and session arrive, online."""
+keys alone (no --peer, no --listen), and a friend's profile and session arrive, online; a
+stranger runs ``hyperlobby join URL`` against ``hyperlobby host`` with only the DHT between
+them, for both lobby kinds."""
 
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ async def test_serve_finds_a_friend_through_a_loopback_dht(tmp_path: Path) -> No
         make_identity(ha, "Alice", [url_b])
         async with NodeProcs() as nodes:
             info = await nodes.start("b", hb, "--bootstrap", address, *FAST)
-            assert info["listen"] is None  # no TCP address: peers come only from the DHT
+            assert info["listen"] is None and info["dht"] == [address]  # peers come only from the DHT
             await nodes.start("a", ha, "--bootstrap", address, *FAST)
             [bob] = await until(
                 lambda: friends(ha), lambda fs: fs[0]["status"] == "online", "Bob online via the DHT"

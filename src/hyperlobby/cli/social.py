@@ -330,9 +330,12 @@ async def _serve_async(args: argparse.Namespace, home: Path, options: NodeOption
             "event": "listening",
             "url": ident.url,
             "listen": None if node.listening is None else str(node.listening),
+            "dht": None if options.bootstrap is None else list(options.bootstrap),
             "pid": os.getpid(),
         }
         where = f" on {info['listen']}" if info["listen"] else ""
+        if options.bootstrap is not None:
+            where += f" on the DHT (bootstrap {', '.join(options.bootstrap)})"
         _emit(args, info, f"node for {ident.url} running{where}", indent=None)
         try:
             await stop.wait()
