@@ -122,6 +122,7 @@ MAX_UDX_NATIVE_PAYLOAD = 2048 - HEADER_SIZE
 DEFAULT_RECV_WINDOW = 4 * 1024 * 1024
 
 _U32 = 0xFFFFFFFF
+_BYTE_RAMP = bytes(range(256))
 _U32_CODE = next(code for code in "IL" if array.array(code).itemsize == 4)
 _HEADER = struct.Struct("<BBBBIIII")
 _RANGE = struct.Struct("<II")
@@ -746,23 +747,27 @@ class UdxStreamState:
             return False
         # No Python work per packet beyond taking a view of its payload: one join lays the
         # payloads out behind copies of the first header, then the sequence numbers (the only
-        # field that differs) are written with four strided slice assignments, byte by byte.
+        # field that differs) are written by strided slice assignment: only their low byte
+        # unless it carries inside the burst, else all four bytes.
         first = self._snd_nxt
         payloads = self._payloads(count, size)
+        low = first & _U32
         head = _HEADER.pack(
-            MAGIC, VERSION, FLAG_DATA, 0, self.remote_id, self._advertised, 0, self._rcv_nxt & _U32
+            MAGIC, VERSION, FLAG_DATA, 0, self.remote_id, self._advertised, low, self._rcv_nxt & _U32
         )
         buf = bytearray(head).join([b"", *payloads])
-        low = first & _U32
-        seqs = array.array(
-            _U32_CODE,
-            range(low, low + count) if low + count <= _U32 + 1 else [(low + i) & _U32 for i in range(count)],
-        )
-        if sys.byteorder != "little":
-            seqs.byteswap()
-        raw = seqs.tobytes()
-        for j in range(4):
-            buf[12 + j :: segment] = raw[j::4]
+        if (low & 0xFF) + count <= 256:  # only the low byte of the sequence number changes
+            buf[12::segment] = _BYTE_RAMP[low & 0xFF : (low & 0xFF) + count]
+        else:
+            if low + count <= _U32 + 1:
+                seqs = array.array(_U32_CODE, range(low, low + count))
+            else:
+                seqs = array.array(_U32_CODE, [(low + i) & _U32 for i in range(count)])
+            if sys.byteorder != "little":
+                seqs.byteswap()
+            raw = seqs.tobytes()
+            for j in range(4):
+                buf[12 + j :: segment] = raw[j::4]
         self._pending_len -= count * size
         seq = first + count
         self._runs[first] = _Run(first, count, buf, segment, size, now)
