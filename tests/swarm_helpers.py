@@ -73,6 +73,9 @@ class FakeServer:
         return self.key_pair.public_key
 
     async def listen(self, keypair: KeyPair) -> None:
+        if self.dht.net.fail_listens > 0:
+            self.dht.net.fail_listens -= 1
+            raise ProtocolError("no DHT node took the announcement")
         self.key_pair = keypair
         self.relay_addresses = (Address("127.0.0.1", 40000 + len(self.dht.net.servers)),)
         self.dht.net.servers[keypair.public_key] = self
@@ -89,6 +92,7 @@ class FakeNetwork:
     servers: dict[bytes, FakeServer] = field(default_factory=dict)
     log: list[tuple[str, bytes]] = field(default_factory=list)
     connect_delay: float = 0.0
+    fail_listens: int = 0  # how many server listen() calls fail before they work
     serial: int = 0
     connections: list[FakeConnection] = field(default_factory=list)
 

@@ -274,3 +274,27 @@ async def test_a_connection_without_byte_counters_counts_as_established_once_ope
     assert slot.established  # no counters: open is enough
     a.close()
     assert not slot.established
+
+
+async def test_periodic_refresh_finds_a_peer_that_came_later() -> None:
+    net = FakeNetwork()
+    async with swarms(net, 2, refresh_interval=0.05, refresh_jitter=0.0) as (a, b):
+        a.swarm.join(TOPIC, server=False, client=True)
+        assert await a.swarm.flush() and not a.swarm.connections  # nobody there yet
+        b.swarm.join(TOPIC, server=True, client=False)
+        await b.swarm.flush()
+        # no explicit refresh: a's timer looks the topic up again and dials b
+        await eventually(lambda: len(a.swarm.connections) == 1, "found by a later refresh")
+        status = a.swarm.status(TOPIC)
+        assert status is not None and status.refreshes >= 2
+
+
+async def test_a_failed_listen_is_retried_by_the_next_refresh() -> None:
+    net = FakeNetwork(fail_listens=1)
+    async with swarms(net, 1) as (a,):
+        session = a.swarm.join(TOPIC)
+        assert not await session.flushed()  # the first announce could not even start a server
+        assert a.swarm.key_pair.public_key not in net.announcements.get(TOPIC, {})
+        assert await session.refresh()
+        assert a.swarm.key_pair.public_key in net.announcements[TOPIC]
+        assert a.swarm.key_pair.public_key in net.servers

@@ -141,6 +141,7 @@ class Swarm:
         backoffs: Sequence[float] | None = None,
         jitter: float | None = None,
         refresh_interval: float | None = None,
+        refresh_jitter: float | None = None,
         owns_dht: bool = False,
         rng: random.Random | None = None,
     ) -> None:
@@ -162,6 +163,7 @@ class Swarm:
         self._timer = RetryTimer(backoffs, **timer_kwargs)
         self._timer_handle: asyncio.TimerHandle | None = None
         self._refresh_interval = refresh_interval
+        self._refresh_jitter = refresh_jitter
         self.destroyed = False
         self.connections: set[Connection] = set()  # open connections (both directions)
         self.peers: dict[bytes, PeerInfo] = {}
@@ -184,19 +186,30 @@ class Swarm:
     # --- public API ----------------------------------------------------------------------------
 
     async def listen(self) -> None:
-        """Start the DHT server under our key pair (once; joins as a server call this)."""
+        """Start the DHT server under our key pair (once; joins as a server call this).
+
+        A failed start (no DHT node would take our announcement, say) is forgotten, so the
+        next refresh of a topic tries again with a new server.
+        """
         if self.listening is None:
             if self.destroyed:
                 raise SwarmError("the swarm is closed")
             self._server = self.dht.create_server(
                 firewall=self._server_firewall, on_connection=self._on_server_connection
             )
-            self.listening = asyncio.get_running_loop().create_task(self._listen())
+            self.listening = asyncio.get_running_loop().create_task(self._listen(self._server))
         await asyncio.shield(self.listening)
 
-    async def _listen(self) -> None:
-        await self._server.listen(self.key_pair)
-        self.relay_addresses = tuple(getattr(self._server, "relay_addresses", ()) or ())
+    async def _listen(self, server: Any) -> None:
+        try:
+            await server.listen(self.key_pair)
+        except BaseException:
+            if self._server is server:
+                self._server, self.listening = None, None
+            with contextlib.suppress(Exception):
+                await server.close()
+            raise
+        self.relay_addresses = tuple(getattr(server, "relay_addresses", ()) or ())
 
     def join(self, topic: bytes, *, server: bool = True, client: bool = True) -> PeerDiscoverySession:
         """Announce (server) and/or look up (client) ``topic``, connecting to the peers found."""
@@ -209,6 +222,8 @@ class Swarm:
         options: dict[str, Any] = {"rng": self._rng}
         if self._refresh_interval is not None:
             options["refresh_interval"] = self._refresh_interval
+        if self._refresh_jitter is not None:
+            options["jitter"] = self._refresh_jitter
         discovery = PeerDiscovery(
             self,
             topic,
