@@ -232,6 +232,10 @@ async def test_js_client_holepunches_to_python_server(js: JsPeer, py: Py) -> Non
     res = await js.call(cmd="connect", publicKey=server.public_key.hex(), lan=False)
     assert res["ok"], res
     assert got == [b"hello"]
+    # the JS side too stays on loopback: every socket bound while connected, its punch socket included
+    assert len(res["bound"]) > 2 * 4 and all(h.startswith("127.") for h in res["bound"]), res["bound"]
+    bound = await js.call(cmd="bound")
+    assert bound["hosts"] and all(h.startswith("127.") for h in bound["hosts"]), bound
     # it runs over our punch socket (the fast-open probe of the first round opened the path)
     assert conns[0].udx_stream.socket is not dht.node.socket
     assert res["remoteAddress"]["port"] == conns[0].udx_stream.socket.address[1] != dht.address.port

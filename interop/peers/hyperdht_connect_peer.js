@@ -16,11 +16,13 @@
 //       -> {id, publicKey, relayAddresses, coreKey?}
 //   {cmd: "connect", publicKey, message?: hex, relayAddresses?, firewalled?, lan?}
 //       a client on a fresh node: connect, send `message`, wait for one message back
-//       -> {ok: true, reply: hex, ms, remoteAddress} | {ok: false, code, message, ms}
+//       -> {ok: true, reply: hex, ms, remoteAddress, bound} | {ok: false, code, message, ms}
 //   {cmd: "fetch", publicKey, coreKey, length}
 //       connect and replicate a reader core until it has `length` blocks -> {blocks: [hex]}
 //   {cmd: "knocks", id}  public keys the rejecting server's firewall saw -> {knocks: [hex]}
 //   {cmd: "received", id}  messages the echo server got so far -> {messages: [hex]}
+//   {cmd: "bound"}  the host of every socket any JS node has bound (dht-rpc's client and
+//       server sockets, the holepunch socket pool's) -> {hosts: [host]}
 //   {cmd: "quit"}
 //
 // Every wait is bounded; the whole process gives up after 120 s.
@@ -59,6 +61,15 @@ async function main() {
   for (const node of testnet.nodes) loopback(node.address())
   const servers = []
   let coreCount = 0
+
+  function boundHosts() {
+    const hosts = []
+    for (const node of testnet.nodes) {
+      hosts.push(node.io.serverSocket.address().host, node.io.clientSocket.address().host)
+      for (const socket of node._socketPool._sockets.keys()) hosts.push(socket.address().host)
+    }
+    return hosts
+  }
 
   async function freshNode(firewalled) {
     const node = testnet.createNode(firewalled === false ? { ephemeral: false, firewalled: false } : {})
@@ -132,7 +143,8 @@ async function main() {
         ms: Date.now() - start,
         remoteAddress: raw ? { host: raw.remoteHost, port: raw.remotePort } : null,
         handshakeHash: hex(socket.handshakeHash),
-        punches: node.stats.punches
+        punches: node.stats.punches,
+        bound: boundHosts() // while the connection (and any punch socket) is still open
       }
       socket.end()
       return result
@@ -176,6 +188,8 @@ async function main() {
         return out({ knocks: servers[msg.id].knocks })
       case 'received':
         return out({ messages: servers[msg.id].messages })
+      case 'bound':
+        return out({ hosts: boundHosts() })
       case 'quit':
         for (const s of servers) {
           for (const c of s.conns) c.destroy()
