@@ -169,3 +169,31 @@ def _adopt(rep: Replication, conn: Any) -> None:
 
 async def _friends(node: Node) -> Any:
     return node.friends()
+
+
+async def test_leave_and_close_unannounce() -> None:
+    async with loopback_net() as bootstrap:
+        a, b = await _swarm(bootstrap), await _swarm(bootstrap)
+        probe = await HyperDht.create(bootstrap=bootstrap)
+        try:
+            other = b"\x5b" * 32
+            a.join(TOPIC, server=True, client=False)
+            a.join(other, server=True, client=False)
+            b.join(TOPIC, server=True, client=False)
+            assert await a.flush() and await b.flush()
+            assert await _announced(probe, TOPIC) == {a.key_pair.public_key, b.key_pair.public_key}
+            await a.leave(TOPIC)  # gone from this topic, still under the other
+            assert await _announced(probe, TOPIC) == {b.key_pair.public_key}
+            assert await _announced(probe, other) == {a.key_pair.public_key}
+            await asyncio.wait_for(a.close(), 20)  # closing unannounces what is left
+            assert await _announced(probe, other) == set()
+        finally:
+            await _close(a, b)
+            await probe.close()
+
+
+async def _announced(dht: HyperDht, topic: bytes) -> set[bytes]:
+    found: set[bytes] = set()
+    async for reply in dht.lookup(topic):
+        found.update(p.public_key for p in reply.peers)
+    return found

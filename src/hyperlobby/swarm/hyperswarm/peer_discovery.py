@@ -156,16 +156,7 @@ class PeerDiscovery:
                 if clock != self._clock or not self.active:
                     return
                 self._needs_unannounce = True
-            work: list[Awaitable[Any]] = []
-            if self.is_client:
-                work.append(self._lookup())
-            if announcing:
-                work.append(
-                    self.swarm.dht.announce(self.topic, self.swarm.key_pair, self.swarm.relay_addresses)
-                )
-            elif self._needs_unannounce:
-                work.append(self.swarm.dht.unannounce(self.topic, self.swarm.key_pair))
-            await asyncio.gather(*work)
+            await self._walk(announcing)
             self.refreshes += 1
             if clock == self._clock and not announcing:
                 self._needs_unannounce = False
@@ -173,12 +164,46 @@ class PeerDiscovery:
             if clock == self._clock and self.active:
                 self._refresh_later(eager=False)
 
-    async def _lookup(self) -> None:
-        async for reply in self.swarm.dht.lookup(self.topic):
-            if not self.is_client or not self.active:
-                continue
-            for peer in getattr(reply, "peers", ()):
-                self._on_peer(peer)
+    async def _walk(self, announcing: bool) -> None:
+        """One refresh's DHT work: announce and/or look up (and unannounce when we stopped serving).
+
+        A DHT with JS's combined queries (``announce_stream``: the lookup replies of the walk,
+        then the announce; ``lookup_and_unannounce``) does it in one walk, as hyperswarm does;
+        otherwise the lookup and the announce/unannounce run side by side.
+        """
+        sw = self.swarm
+        dht: Any = sw.dht
+        announce_stream = getattr(dht, "announce_stream", None)
+        lookup_and_unannounce = getattr(dht, "lookup_and_unannounce", None)
+        if announcing and announce_stream is not None:
+            await self._consume(announce_stream(self.topic, sw.key_pair, sw.relay_addresses))
+            return
+        if not announcing and self._needs_unannounce and lookup_and_unannounce is not None:
+            await self._consume(lookup_and_unannounce(self.topic, sw.key_pair))
+            return
+        work: list[Awaitable[Any]] = []
+        if self.is_client:
+            work.append(self._consume(dht.lookup(self.topic)))
+        if announcing:
+            work.append(dht.announce(self.topic, sw.key_pair, sw.relay_addresses))
+        elif self._needs_unannounce:
+            work.append(dht.unannounce(self.topic, sw.key_pair))
+        await asyncio.gather(*work)
+
+    async def _consume(self, replies: Any) -> None:
+        """Hand every peer in a query's replies to the swarm (while we are a client)."""
+        try:
+            async for reply in replies:
+                if not self.is_client or not self.active:
+                    continue
+                for peer in getattr(reply, "peers", ()):
+                    self._on_peer(peer)
+        except asyncio.CancelledError:
+            close = getattr(replies, "aclose", None)
+            if close is not None:  # stop the query now rather than at its own timeout
+                with contextlib.suppress(Exception):
+                    await close()
+            raise
 
     def _refresh_later(self, *, eager: bool) -> None:
         jitter = self._rng.random() * self.jitter
