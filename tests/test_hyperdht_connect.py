@@ -21,7 +21,7 @@ from hyperlobby.swarm.dht_rpc import Address
 from hyperlobby.swarm.hyperdht import constants as C
 from hyperlobby.swarm.hyperdht import messages as m
 from hyperlobby.swarm.hyperdht.connect import PeerConnectionFailed, PeerNotFound, connect
-from hyperlobby.swarm.hyperdht.connection import DhtConnection
+from hyperlobby.swarm.hyperdht.connection import QUEUE_MESSAGES, DhtConnection
 from hyperlobby.swarm.hyperdht.dht import HyperDht
 from hyperlobby.swarm.hyperdht.server import AlreadyListening, Server, create_server, servers_of
 from hyperlobby.swarm.udx import UdxSocket
@@ -156,6 +156,34 @@ async def test_keepalive_is_filtered_and_stream_stays_open(net: Net) -> None:
     conn._arm_keepalive()
     await asyncio.sleep(0.3)  # several keepalives cross; none shows up as a message
     assert await roundtrip(conn, b"after") == b"echo:after"
+    conn.close()
+
+
+async def test_a_slow_reader_holds_back_a_fast_sender(net: Net) -> None:
+    """Messages nobody reads stop at a bounded queue; UDX's window then pushes back on the
+    sender, and everything still arrives in order once read."""
+    server_dht = await net.peer(persistent=True)
+    client_dht = await net.peer(persistent=True)
+    count, size = 2000, 8192  # 16 MiB: more than the receive window and the send buffer together
+    sent = asyncio.get_running_loop().create_future()
+
+    async def flood(conn: DhtConnection) -> None:
+        for i in range(count):
+            conn.send(i.to_bytes(4, "big") * (size // 4))
+            await conn.drain()
+        sent.set_result(None)
+
+    server = create_server(server_dht, on_connection=flood)
+    await server.listen(key_pair())
+    assert server.public_key is not None
+    conn = await connect(client_dht, server.public_key, timeout=WAIT)
+    await asyncio.sleep(0.5)  # not reading
+    assert len(conn._queue) <= QUEUE_MESSAGES + 64  # what was in flight when reading paused
+    assert conn._reading_paused and not sent.done()
+    for i in range(count):
+        msg = await asyncio.wait_for(conn.recv(), WAIT)
+        assert msg == i.to_bytes(4, "big") * (size // 4)
+    await asyncio.wait_for(sent, WAIT)
     conn.close()
 
 

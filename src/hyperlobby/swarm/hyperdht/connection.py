@@ -13,8 +13,9 @@ The connection is an ``asyncio.Protocol`` over a :class:`~hyperlobby.swarm.udx.U
 so bytes flow by callback with no task per message. Decrypted messages go either to a
 *receiver* callback (what :meth:`Replication.adopt` installs: one synchronous call per
 message, the fast path) or, when none is set, into a bounded queue read with :meth:`recv`.
-When that queue is full the UDX stream stops reading, which closes its receive window, so a
-fast sender is slowed down instead of memory growing.
+When that queue is full, or when UDX holds more unacknowledged data than its high-water mark
+(``pause_writing``), the UDX stream stops reading, which closes its receive window, so a fast
+sender is slowed down instead of memory growing.
 
 Keepalive: like JS (``connectionKeepAlive``, 5 s) an encrypted empty message is written
 after ``keepalive`` seconds without writes; empty messages are dropped on receipt.
@@ -72,6 +73,8 @@ class DhtConnection(asyncio.Protocol):
         self._on_close: CloseHandler | None = None
         self._eof = False
         self._paused_for_queue = False
+        self._writing_paused = False
+        self._reading_paused = False
         self._last_write = self.loop.time()
         self._keepalive_timer: asyncio.TimerHandle | None = None
         self.transport: UdxTransport | None = None
@@ -106,6 +109,16 @@ class DhtConnection(asyncio.Protocol):
             return False
         # A clean end of the peer's side: end ours too (JS ends both halves the same way).
         return False
+
+    def pause_writing(self) -> None:
+        """UDX holds too much unacknowledged data: stop reading, so a peer that asks faster than
+        it takes our answers is slowed down instead of growing our send buffer."""
+        self._writing_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._update_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         error: HyperlobbyError | None
@@ -147,9 +160,9 @@ class DhtConnection(asyncio.Protocol):
                 self._readable = self.loop.create_future()
             await self._readable
         message = self._queue.popleft()
-        if self._paused_for_queue and len(self._queue) < QUEUE_MESSAGES // 2 and self.transport is not None:
+        if self._paused_for_queue and len(self._queue) < QUEUE_MESSAGES // 2:
             self._paused_for_queue = False
-            self.transport.resume_reading()
+            self._update_reading()
         return message
 
     def set_receiver(self, on_message: Receiver, on_close: CloseHandler | None = None) -> None:
@@ -158,9 +171,9 @@ class DhtConnection(asyncio.Protocol):
         self._on_close = on_close
         while self._queue and self._receiver is on_message:
             on_message(self._queue.popleft())
-        if self._paused_for_queue and self.transport is not None:
+        if self._paused_for_queue:
             self._paused_for_queue = False
-            self.transport.resume_reading()
+            self._update_reading()
         if self.closed.done() and on_close is not None:
             on_close(self.error)
 
@@ -196,9 +209,20 @@ class DhtConnection(asyncio.Protocol):
             return
         self._queue.append(message)
         self._wake()
-        if len(self._queue) >= QUEUE_MESSAGES and not self._paused_for_queue and self.transport is not None:
+        if len(self._queue) >= QUEUE_MESSAGES and not self._paused_for_queue:
             self._paused_for_queue = True
+            self._update_reading()
+
+    def _update_reading(self) -> None:
+        """Read iff neither a full receive queue nor a full send buffer holds us back."""
+        want_paused = self._paused_for_queue or self._writing_paused
+        if want_paused == self._reading_paused or self.transport is None or self.transport.is_closing():
+            return
+        self._reading_paused = want_paused
+        if want_paused:
             self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
 
     def _wake(self) -> None:
         if self._readable is not None and not self._readable.done():
