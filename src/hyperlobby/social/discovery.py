@@ -129,10 +129,6 @@ class DirectDiscovery:
         self._tasks.clear()
 
 
-class _Adopts(Protocol):
-    def adopt(self, conn: Any) -> asyncio.Future[None]: ...
-
-
 class DhtDiscovery:
     """Find peers by topic on the HyperDHT through a :class:`Swarm`; see the module doc.
 
@@ -173,7 +169,7 @@ class DhtDiscovery:
 
             # a loopback network binds loopback; otherwise all interfaces, to be reachable
             host = self.host or ("127.0.0.1" if all(n.loopback for n in nodes) else "0.0.0.0")
-            self.dht = cast(Dht, await HyperDht.create(bootstrap=self.bootstrap, host=host, port=self.port))
+            self.dht = await HyperDht.create(bootstrap=self.bootstrap, host=host, port=self.port)
         self.swarm = Swarm(
             self.dht,
             keypair=replication.key_pair,
@@ -206,7 +202,7 @@ class DhtDiscovery:
             conn.close()
             return
         self.adopted += 1
-        done = cast(_Adopts, rep).adopt(conn)
+        done = rep.adopt(cast(Any, conn))  # a DHT connection: handshake done, messages framed
 
         def finished(fut: asyncio.Future[None]) -> None:
             if not fut.cancelled() and fut.exception() is not None:

@@ -48,7 +48,6 @@ from hyperlobby.errors import SwarmError
 from hyperlobby.swarm.dht_rpc.messages import Address
 from hyperlobby.swarm.hyperswarm.connection_set import ConnectionSet, PeerQueue, keep_new_connection
 from hyperlobby.swarm.hyperswarm.dht_protocol import Connection, Dht
-from hyperlobby.swarm.hyperswarm.hyperdht_adapter import as_swarm_dht
 from hyperlobby.swarm.hyperswarm.peer_discovery import PeerDiscovery, PeerDiscoverySession
 from hyperlobby.swarm.hyperswarm.peer_info import PeerInfo
 from hyperlobby.swarm.hyperswarm.retry_timer import RetryTimer
@@ -129,7 +128,7 @@ class Swarm:
 
     def __init__(
         self,
-        dht: Dht | Any,
+        dht: Dht,
         *,
         keypair: KeyPair | None = None,
         max_peers: int = MAX_PEERS,
@@ -145,7 +144,7 @@ class Swarm:
         owns_dht: bool = False,
         rng: random.Random | None = None,
     ) -> None:
-        self.dht = as_swarm_dht(dht)  # a HyperDht, or anything with the Dht protocol
+        self.dht = dht  # a HyperDht, or anything else with the Dht protocol (tests: a fake)
         self.key_pair = keypair or key_pair()
         if self.key_pair.secret_key is None:
             raise SwarmError("a swarm needs a key pair with a secret key (it authenticates as it)")
