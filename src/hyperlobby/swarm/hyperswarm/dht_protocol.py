@@ -68,6 +68,9 @@ class Server(Protocol):
 
 
 class Dht(Protocol):
+    """What the swarm calls on its DHT. Optional, used when present: ``announce_stream`` and
+    ``lookup_and_unannounce`` (JS's combined queries: one walk per refresh instead of two)."""
+
     def lookup(self, topic: bytes) -> AsyncIterable[Any]: ...
 
     async def announce(
