@@ -20,7 +20,7 @@ from hyperlobby.crypto.keys import key_pair
 from hyperlobby.swarm.dht_rpc import Address
 from hyperlobby.swarm.hyperdht import constants as C
 from hyperlobby.swarm.hyperdht import messages as m
-from hyperlobby.swarm.hyperdht.connect import PeerConnectionFailed, PeerNotFound, connect
+from hyperlobby.swarm.hyperdht.connect import PeerConnectionFailed, PeerNotFound, cached_relays, connect
 from hyperlobby.swarm.hyperdht.connection import QUEUE_MESSAGES, DhtConnection
 from hyperlobby.swarm.hyperdht.dht import HyperDht
 from hyperlobby.swarm.hyperdht.server import AlreadyListening, Server, create_server, servers_of
@@ -185,6 +185,25 @@ async def test_a_slow_reader_holds_back_a_fast_sender(net: Net) -> None:
         assert msg == i.to_bytes(4, "big") * (size // 4)
     await asyncio.wait_for(sent, WAIT)
     conn.close()
+
+
+async def test_reconnect_uses_the_relays_that_worked(net: Net, monkeypatch: pytest.MonkeyPatch) -> None:
+    server_dht = await net.peer(persistent=False)
+    client_dht = await net.peer(persistent=False)
+    server, _ = await echo_server(server_dht)
+    assert server.public_key is not None
+    assert cached_relays(client_dht, server.public_key) == []
+    conn = await connect(client_dht, server.public_key, timeout=WAIT)
+    conn.close()
+    assert set(cached_relays(client_dht, server.public_key)) == set(server.relay_addresses)
+
+    def no_lookups(*args: object, **kwargs: object) -> object:
+        raise AssertionError("FIND_PEER should not be needed")
+
+    monkeypatch.setattr(client_dht, "find_peer", no_lookups)
+    again = await connect(client_dht, server.public_key, timeout=WAIT)
+    assert await roundtrip(again) == b"echo:hello"
+    again.close()
 
 
 async def test_connect_through_given_relay_addresses(net: Net) -> None:

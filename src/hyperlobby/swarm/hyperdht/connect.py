@@ -7,7 +7,8 @@ Theory of operation
 1. **Handshake through the DHT.** Our Noise IK msg1 (:mod:`noise_wrap`) carries our payload:
    firewall kind (OPEN when our node is reachable), addresses, and the id of the UDX stream we
    opened for this connection. It goes in PEER_HANDSHAKE requests to the nodes the server is
-   reachable through: the ``relay_addresses`` given (the server's own node works too), then
+   reachable through: the ``relay_addresses`` given (the server's own node works too; when
+   none are given, those that reached this key last time, as JS caches them), then
    every node that answers FIND_PEER for ``BLAKE2b(public key)``. The same msg1 goes to each
    (the server answers duplicates once); the first valid answer wins. A reply tells us whether
    it was relayed and where the relay saw the server.
@@ -33,6 +34,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
+from collections import OrderedDict
 from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +61,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 20.0
 PASSIVE_TIMEOUT = 10.0  # an OPEN client waits this long for the server to connect (JS: 10 s)
 PARALLEL_HANDSHAKES = 2
+RELAY_CACHE_SIZE = 512  # keys whose relays we remember for the next connect (JS: 512)
 
 
 class PeerNotFound(ProtocolError):
@@ -93,6 +97,7 @@ class _Attempt:
         self.connected: asyncio.Future[DhtConnection] = self.loop.create_future()
         self.punch: ClientPunch | None = None
         self.attempts = 0
+        self.through_nodes: list[Address] = []  # nodes our msg1 went to (JS remoteRelayAddresses)
         self.errors: list[HyperlobbyError] = []
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -114,6 +119,9 @@ class _Attempt:
             return
         self.stream.connect(self.remote_udx_id, host, port, socket)
         conn = DhtConnection(self.stream, final)
+        # remember how to reach this key next time: the server's own view of its relays first
+        served = self.payload.relay_addresses if self.payload is not None else None
+        _remember_relays(self.dht, self.remote_public_key, list(served or self.through_nodes))
         if self.punch is not None and socket is self.punch.punch.socket:
             self.punch.punch.keep(self.stream.closed)
         self.connected.set_result(conn)
@@ -149,6 +157,7 @@ class _Attempt:
         if self.final is not None or self.connected.done():
             return
         self.attempts += 1
+        self.through_nodes.append(node)
         try:
             res = await self.dht.router.peer_handshake(self.target, self.first_message(), node)
         except HyperlobbyError as err:
@@ -308,6 +317,8 @@ async def connect(
         raise HandshakeError("a HyperDHT public key is 32 bytes", length=len(remote_public_key))
     kp = keypair or getattr(dht, "default_keypair", None) or new_key_pair()
     relays = [a if isinstance(a, Address) else Address(a[0], int(a[1])) for a in relay_addresses or ()]
+    if not relays:
+        relays = cached_relays(dht, remote_public_key)
     attempt = _Attempt(dht, kp, remote_public_key, lan)
     finder = attempt.loop.create_task(_find_and_connect(attempt, relays, timeout))
     try:
@@ -324,10 +335,33 @@ async def connect(
             attempt.connected.exception()  # retrieved: a late failure is not "never retrieved"
 
 
+_RELAY_CACHE: weakref.WeakKeyDictionary[HyperDht, OrderedDict[bytes, list[Address]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def cached_relays(dht: HyperDht, public_key: bytes) -> list[Address]:
+    """Relay addresses that worked for ``public_key`` before (JS ``_relayAddressesCache``)."""
+    cache = _RELAY_CACHE.get(dht)
+    return list(cache.get(public_key, ())) if cache is not None else []
+
+
+def _remember_relays(dht: HyperDht, public_key: bytes, relays: list[Address]) -> None:
+    if not relays:
+        return
+    cache = _RELAY_CACHE.get(dht)
+    if cache is None:
+        cache = _RELAY_CACHE[dht] = OrderedDict()
+    cache[public_key] = relays
+    cache.move_to_end(public_key)
+    while len(cache) > RELAY_CACHE_SIZE:
+        cache.popitem(last=False)
+
+
 def _noise_keys(kp: KeyPair) -> NoiseKeyPair:
     if kp.secret_key is None:
         raise HandshakeError("connecting needs a key pair with a secret key")
     return NoiseKeyPair(kp.public_key, kp.secret_key)
 
 
-__all__ = ["PeerConnectionFailed", "PeerNotFound", "ServerError", "connect"]
+__all__ = ["PeerConnectionFailed", "PeerNotFound", "ServerError", "cached_relays", "connect"]
