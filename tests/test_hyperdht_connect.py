@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from hyperlobby.core.store import Store
 from hyperlobby.crypto.keys import key_pair
+from hyperlobby.errors import HandshakeError
 from hyperlobby.swarm.dht_rpc import Address
 from hyperlobby.swarm.hyperdht import constants as C
 from hyperlobby.swarm.hyperdht import messages as m
@@ -379,6 +381,43 @@ async def test_garbage_on_the_stream_closes_only_that_connection(net: Net) -> No
         await rep.close()
         store.close()
         other_store.close()
+
+
+async def test_many_clients_at_once(net: Net) -> None:
+    server_dht = await net.peer(persistent=False)
+    server, accepted = await echo_server(server_dht)
+    assert server.public_key is not None
+    clients = [await net.peer(persistent=False) for _ in range(4)]
+    conns = await asyncio.gather(
+        *(connect(c, server.public_key, timeout=WAIT) for c in clients for _ in range(3))
+    )
+    replies = await asyncio.gather(*(roundtrip(c, f"n{i}".encode()) for i, c in enumerate(conns)))
+    assert replies == [f"echo:n{i}".encode() for i in range(len(conns))]
+    assert len(accepted) == len(conns)
+    assert len({c.handshake_hash for c in accepted}) == len(conns)
+    for c in conns:
+        c.close()
+
+
+async def test_a_lying_relay_makes_connect_fail_cleanly(net: Net, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relay answering with a forged Noise reply: the client refuses it with a clear error."""
+    server_dht = await net.peer(persistent=True)
+    client_dht = await net.peer(persistent=True)
+    server, _ = await echo_server(server_dht)
+    assert server.public_key is not None
+    real = client_dht.router.peer_handshake
+
+    async def forged(*args: Any, **kwargs: Any) -> Any:
+        res = await real(*args, **kwargs)
+        return replace(res, noise=res.noise[:40] + bytes(len(res.noise) - 40))
+
+    monkeypatch.setattr(client_dht.router, "peer_handshake", forged)
+    with pytest.raises(HandshakeError):
+        await connect(client_dht, server.public_key, timeout=WAIT)
+    monkeypatch.setattr(client_dht.router, "peer_handshake", real)
+    conn = await connect(client_dht, server.public_key, timeout=WAIT)
+    assert await roundtrip(conn) == b"echo:hello"
+    conn.close()
 
 
 async def test_listen_twice_and_close_is_bounded(net: Net) -> None:
