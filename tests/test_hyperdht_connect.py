@@ -25,8 +25,10 @@ from hyperlobby.swarm.hyperdht import messages as m
 from hyperlobby.swarm.hyperdht.connect import PeerConnectionFailed, PeerNotFound, cached_relays, connect
 from hyperlobby.swarm.hyperdht.connection import QUEUE_MESSAGES, DhtConnection
 from hyperlobby.swarm.hyperdht.dht import HyperDht
+from hyperlobby.swarm.hyperdht.noise_wrap import PROLOGUE
 from hyperlobby.swarm.hyperdht.server import AlreadyListening, Server, create_server, servers_of
 from hyperlobby.swarm.udx import UdxSocket
+from hyperlobby.wire.noise import NoiseIK, NoiseKeyPair
 from hyperlobby.wire.replication import Replication
 
 WAIT = 15.0
@@ -418,6 +420,37 @@ async def test_a_lying_relay_makes_connect_fail_cleanly(net: Net, monkeypatch: p
     conn = await connect(client_dht, server.public_key, timeout=WAIT)
     assert await roundtrip(conn) == b"echo:hello"
     conn.close()
+
+
+@pytest.mark.parametrize(
+    ("payload", "error"),
+    [
+        (m.encode(m.noise_payload, m.NoisePayload(secret_stream=m.SecretStreamInfo())), C.ERROR_ABORTED),
+        (b"\x02\x00", C.ERROR_VERSION_MISMATCH),  # a payload version we do not speak
+    ],
+    ids=["no-udx", "version-2"],
+)
+async def test_server_answers_unusable_handshakes_with_an_error(net: Net, payload: bytes, error: int) -> None:
+    """As server.js: no UDX info is ABORTED, another payload version VERSION_MISMATCH; the
+    answer still goes out (so the client learns why) and no connection is made."""
+    server_dht = await net.peer(persistent=True)
+    client_dht = await net.peer(persistent=True)
+    server, accepted = await echo_server(server_dht)
+    assert server.public_key is not None and server.target is not None
+    client_kp = key_pair()
+    assert client_kp.secret_key is not None
+    noise = NoiseIK(
+        True,
+        NoiseKeyPair(client_kp.public_key, client_kp.secret_key),
+        remote_public_key=server.public_key,
+        prologue=PROLOGUE,
+    )
+    res = await client_dht.router.peer_handshake(
+        server.target, noise.write_message(payload), server_dht.address
+    )
+    answer = m.decode(m.noise_payload, noise.read_message(res.noise))
+    assert answer.error == error and answer.udx is not None and answer.udx.id == 0
+    assert accepted == []
 
 
 async def test_listen_twice_and_close_is_bounded(net: Net) -> None:
