@@ -40,10 +40,15 @@ def add_dht_options(p: argparse.ArgumentParser) -> None:
     )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
-        "--dht", dest="dht", action="store_const", const=True, default=None, help="find peers on the DHT"
+        "--dht",
+        dest="dht",
+        action="store_const",
+        const=True,
+        default=None,
+        help="find peers on the DHT even with --peer/--listen (the default without them)",
     )
     mode.add_argument(
-        "--no-dht", dest="dht", action="store_const", const=False, help="only the --peer addresses"
+        "--no-dht", dest="dht", action="store_const", const=False, help="no DHT: only the --peer addresses"
     )
 
 
