@@ -31,8 +31,10 @@ from hyperlobby.swarm.hyperdht import messages as m
 from hyperlobby.swarm.hyperdht.connect import PeerConnectionFailed, PeerNotFound, connect
 from hyperlobby.swarm.hyperdht.connection import DhtConnection
 from hyperlobby.swarm.hyperdht.dht import HyperDht
+from hyperlobby.swarm.hyperdht.noise_wrap import PROLOGUE
 from hyperlobby.swarm.hyperdht.server import Server, create_server, servers_of
 from hyperlobby.swarm.udx import UdxSocket
+from hyperlobby.wire.noise import NoiseIK, NoiseKeyPair
 from hyperlobby.wire.replication import Replication
 
 pytestmark = pytest.mark.interop
@@ -339,6 +341,30 @@ async def test_wrong_public_key_fails_cleanly_both_ways(js: JsPeer, py: Py) -> N
     conn.send(b"still fine")
     assert await asyncio.wait_for(conn.recv(), WAIT) == b"echo:still fine"
     conn.close()
+
+
+@pytest.mark.parametrize(
+    ("payload", "error"),
+    [
+        (m.encode(m.noise_payload, m.NoisePayload(secret_stream=m.SecretStreamInfo())), C.ERROR_ABORTED),
+        (b"\x02\x00", C.ERROR_VERSION_MISMATCH),
+    ],
+    ids=["no-udx", "version-2"],
+)
+async def test_js_server_errors_match_ours(js: JsPeer, py: Py, payload: bytes, error: int) -> None:
+    """The JS server answers unusable handshakes with the same error codes our server uses."""
+    served = await js.call(cmd="listen", mode="echo")
+    client = await py.node()
+    server_key = bytes.fromhex(served["publicKey"])
+    kp = key_pair()
+    assert kp.secret_key is not None
+    noise = NoiseIK(
+        True, NoiseKeyPair(kp.public_key, kp.secret_key), remote_public_key=server_key, prologue=PROLOGUE
+    )
+    relay = Address(served["relayAddresses"][0]["host"], served["relayAddresses"][0]["port"])
+    res = await client.router.peer_handshake(blake2b256(server_key), noise.write_message(payload), relay)
+    answer = m.decode(m.noise_payload, noise.read_message(res.noise))
+    assert answer.error == error and answer.udx is not None and answer.udx.id == 0
 
 
 async def test_garbage_handshakes_to_js_server_are_refused(js: JsPeer, py: Py) -> None:
