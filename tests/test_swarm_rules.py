@@ -194,3 +194,26 @@ def test_queue_is_by_priority_and_random_within() -> None:
             q.add(p)
         orders.add(tuple(id(q.shift()) for _ in range(3)))
     assert len(orders) > 1
+
+
+def test_max_peers_leaves_room_for_explicit_peers() -> None:
+    from hyperlobby.swarm.hyperswarm.connection_set import within_max_peers
+
+    def allows(conns: int, explicit: int, cap: int = 12) -> bool:
+        return within_max_peers(connections=conns, explicit_peers=explicit, max_peers=cap)
+
+    assert allows(11, 0) and not allows(12, 0)  # no explicit peers: the plain cap
+    assert allows(5, 1) and not allows(6, 1)  # one: each connection counts twice
+    assert allows(3, 3) and not allows(4, 3)  # two or three: three times
+    assert allows(2, 9) and not allows(3, 9)  # four or more: four times
+    assert not allows(0, 0, cap=0)
+
+
+def test_only_wanted_peers_are_reconnected() -> None:
+    from hyperlobby.swarm.hyperswarm.connection_set import wants_reconnect
+
+    a, b = b"\x0a" * 32, b"\x0b" * 32
+    assert wants_reconnect(explicit=False, topics=[a, b], joined={b})
+    assert not wants_reconnect(explicit=False, topics=[a], joined={b})  # left the only topic
+    assert not wants_reconnect(explicit=False, topics=[], joined={a})  # it dialled us: no topic
+    assert wants_reconnect(explicit=True, topics=[], joined=set())

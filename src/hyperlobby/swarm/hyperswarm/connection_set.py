@@ -16,7 +16,7 @@ The loser is closed; the winner is the only entry for that key in the :class:`Co
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from typing import Generic, Protocol, TypeVar
 
 from hyperlobby.swarm.hyperswarm.peer_info import PeerInfo, Priority
@@ -38,6 +38,24 @@ def keep_new_connection(
         return True
     we_dial = local_public_key > remote_public_key  # the larger key's outgoing connection survives
     return we_dial == new_is_initiator
+
+
+def within_max_peers(*, connections: int, explicit_peers: int, max_peers: int) -> bool:
+    """May we dial one more discovered peer? (hyperswarm's rule)
+
+    Each explicit peer (``join_peer``) leaves room for fewer discovered ones: with ``e`` explicit
+    peers every connection counts 1, 2, 3 or 4 times (``e`` = 0, 1, 2-3, 4+) against
+    ``max_peers``, so an application that pins peers keeps slots free for them.
+    """
+    e = explicit_peers
+    factor = 1 if e == 0 else 2 if e < 2 else 3 if e < 4 else 4
+    return factor * connections < max_peers
+
+
+def wants_reconnect(*, explicit: bool, topics: Sequence[bytes], joined: Collection[bytes]) -> bool:
+    """After a drop, is this peer still wanted? Explicit peers always; others while a topic they
+    were found under is still joined (so ``leave(topic)`` ends the reconnects to its peers)."""
+    return explicit or any(t in joined for t in topics)
 
 
 class ConnectionSet(Generic[C]):
@@ -106,4 +124,4 @@ class PeerQueue:
             bucket.clear()
 
 
-__all__ = ["ConnectionSet", "PeerQueue", "keep_new_connection"]
+__all__ = ["ConnectionSet", "PeerQueue", "keep_new_connection", "wants_reconnect", "within_max_peers"]

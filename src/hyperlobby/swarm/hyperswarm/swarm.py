@@ -46,7 +46,13 @@ from typing import Any, cast
 from hyperlobby.crypto.keys import KeyPair, key_pair
 from hyperlobby.errors import SwarmError
 from hyperlobby.swarm.dht_rpc.messages import Address
-from hyperlobby.swarm.hyperswarm.connection_set import ConnectionSet, PeerQueue, keep_new_connection
+from hyperlobby.swarm.hyperswarm.connection_set import (
+    ConnectionSet,
+    PeerQueue,
+    keep_new_connection,
+    wants_reconnect,
+    within_max_peers,
+)
 from hyperlobby.swarm.hyperswarm.dht_protocol import Connection, Dht
 from hyperlobby.swarm.hyperswarm.peer_discovery import PeerDiscovery, PeerDiscoverySession
 from hyperlobby.swarm.hyperswarm.peer_info import PeerInfo
@@ -356,9 +362,7 @@ class Swarm:
     def _should_requeue(self, peer: PeerInfo) -> bool:
         if self.destroyed:
             return False
-        if peer.explicit:
-            return True
-        return any(t in self._discovery for t in peer.topics)
+        return wants_reconnect(explicit=peer.explicit, topics=peer.topics, joined=self._discovery.keys())
 
     def ban(self, public_key: bytes, banned: bool = True) -> None:
         """Never dial or accept this peer again (or lift the ban)."""
@@ -411,9 +415,9 @@ class Swarm:
         self._schedule_timer()
 
     def _within_max_peers(self) -> bool:
-        e = len(self.explicit_peers)
-        factor = 1 if e == 0 else 2 if e < 2 else 3 if e < 4 else 4
-        return factor * len(self._all) < self.max_peers
+        return within_max_peers(
+            connections=len(self._all), explicit_peers=len(self.explicit_peers), max_peers=self.max_peers
+        )
 
     def _should_connect(self) -> bool:
         return (
