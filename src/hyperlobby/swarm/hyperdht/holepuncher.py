@@ -42,7 +42,11 @@ from hyperlobby.swarm.hyperdht.constants import (
 )
 
 HOLEPUNCH_PROBE = b"\x00"  # a probe is one zero byte (dht-rpc and UDX never send 1-byte datagrams)
-HOLEPUNCH_TTL = 5  # low-TTL probes open our NAT mapping without reaching the remote NAT
+# JS sends its "open session" probes with TTL 5, so they open our NAT's mapping without
+# reaching the remote NAT. Our probes all go out with the socket's default TTL: on loopback (the
+# only place they go in tests) that makes no difference; across real NATs it can trip a NAT that
+# bans early unsolicited packets. Kept here as the JS values for reference.
+HOLEPUNCH_TTL = 5
 DEFAULT_TTL = 64
 MIN_SAMPLES = 4
 CONSISTENT_PROBE_TRIES = 10
