@@ -298,3 +298,23 @@ async def test_a_failed_listen_is_retried_by_the_next_refresh() -> None:
         assert await session.refresh()
         assert a.swarm.key_pair.public_key in net.announcements[TOPIC]
         assert a.swarm.key_pair.public_key in net.servers
+
+
+async def test_ban_refuses_both_ways_and_keys_are_checked() -> None:
+    net = FakeNetwork()
+    async with swarms(net, 2) as (a, b):
+        await a.swarm.listen()
+        await b.swarm.listen()
+        a.swarm.ban(b.swarm.key_pair.public_key)
+        a.swarm.join_peer(b.swarm.key_pair.public_key)  # banned: never dialled
+        b.swarm.join_peer(a.swarm.key_pair.public_key)  # b's dial is refused at a's firewall
+        await asyncio.sleep(0.2)
+        assert not a.swarm.connections and not b.swarm.connections
+        assert not any(op == "connect" and k == b.swarm.key_pair.public_key for op, k in net.log)
+        assert a.swarm.stats.server_rejected >= 1
+        a.swarm.ban(b.swarm.key_pair.public_key, False)
+        await eventually(lambda: len(a.swarm.connections) == 1, "connected once unbanned")
+        with pytest.raises(SwarmError):
+            a.swarm.join_peer(b"\x01" * 31)
+        a.swarm.join_peer(a.swarm.key_pair.public_key)  # ourselves: ignored
+        assert a.swarm.key_pair.public_key not in a.swarm.peers

@@ -259,6 +259,9 @@ class Swarm:
 
     def join_peer(self, public_key: bytes) -> None:
         """Keep a connection to this peer (by its public key) whatever the topics say."""
+        public_key = _key(public_key)
+        if self.destroyed:
+            raise SwarmError("the swarm is closed")
         peer = self._upsert_peer(public_key, ())
         if peer is None:
             return
@@ -271,7 +274,7 @@ class Swarm:
             self._enqueue(peer)
 
     def leave_peer(self, public_key: bytes) -> None:
-        peer = self.peers.get(bytes(public_key))
+        peer = self.peers.get(_key(public_key))
         if peer is None:
             return
         peer.explicit = False
@@ -366,7 +369,7 @@ class Swarm:
 
     def ban(self, public_key: bytes, banned: bool = True) -> None:
         """Never dial or accept this peer again (or lift the ban)."""
-        peer = self._upsert_peer(bytes(public_key), ())
+        peer = self._upsert_peer(_key(public_key), ())
         if peer is not None:
             self._ban(peer, banned)
 
@@ -650,6 +653,13 @@ class Swarm:
         except Exception:
             _log.exception("on_connection hook failed; closing that connection")
             conn.close()
+
+
+def _key(public_key: bytes) -> bytes:
+    raw = bytes(public_key)
+    if len(raw) != 32:
+        raise SwarmError("a public key is 32 bytes", length=len(raw))
+    return raw
 
 
 def _topic(topic: bytes) -> bytes:
