@@ -293,8 +293,17 @@ class Server:
     async def _add_handshake(
         self, key: bytes, msg: HandshakeMessage, req: IncomingRequest
     ) -> _Pending | None:
-        assert self.key_pair is not None
         pending = self._new_pending()
+        try:
+            return await self._accept_handshake(pending, key, msg, req)
+        except BaseException:
+            pending.abort()  # whatever went wrong, the stream and punch socket do not linger
+            raise
+
+    async def _accept_handshake(
+        self, pending: _Pending, key: bytes, msg: HandshakeMessage, req: IncomingRequest
+    ) -> _Pending | None:
+        assert self.key_pair is not None
         assert self.key_pair.secret_key is not None
         wrap = NoiseWrap(NoiseKeyPair(self.key_pair.public_key, self.key_pair.secret_key))
         direct = msg.peer_address is None
