@@ -297,8 +297,9 @@ class ServerPunch:
             strategy = self.puncher.strategy()
             if strategy is not Strategy.CONSISTENT:
                 return self._abort(why=f"strategy {strategy.value}")
-            self.puncher.punching = True
-            self._probing = asyncio.get_running_loop().create_task(self._probe_loop())
+            if self._probing is None:  # punch once, however many rounds ask for it (JS memoizes)
+                self.puncher.punching = True
+                self._probing = asyncio.get_running_loop().create_task(self._probe_loop())
         if self.nat.firewall != C.FIREWALL_UNKNOWN:
             self.nat.freeze()
         sealed_reply = self.payload.encrypt(
