@@ -51,6 +51,20 @@ async def test_serve_finds_a_friend_through_a_loopback_dht(tmp_path: Path) -> No
             await call(hb, "host.start", {"name": "Quiz", "url": url_b, "max_peers": 3, "protected": False})
             [s] = await until(lambda: sessions(ha), lambda ss: len(ss) == 1, "Bob's session")
             assert s["name"] == "Quiz" and s["host"] == url_b
+            # Bob's node dies without a word and comes straight back. Alice still holds the
+            # dead connection (a silent UDX peer takes ~20 s to time out); Bob's new node finds
+            # Alice by its own key and dials her, and she takes the new connection in place of
+            # the old (hyperswarm's rule for a duplicate of an established connection): Bob's
+            # new session reaches her at once.
+            await nodes.kill("b")
+            await nodes.start("b", hb, "--bootstrap", address, *FAST)
+            await call(hb, "host.start", {"name": "Quiz 2", "url": url_b, "max_peers": 3, "protected": False})
+            await until(
+                lambda: sessions(ha),
+                lambda ss: [x["name"] for x in ss] == ["Quiz 2"],
+                "Bob's new session",
+                10,
+            )
             assert await nodes.stop("a") == 0 and await nodes.stop("b") == 0
     finally:
         boot.send_signal(signal.SIGTERM)
