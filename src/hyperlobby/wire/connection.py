@@ -91,11 +91,19 @@ class ReplicationConnection(asyncio.Protocol):
         out = stream.data_to_send()
         if out:
             self._write(out)
+        held = self.session
         try:
-            # Everything verified from this read is committed in one storage transaction.
+            # Everything verified from this read is committed in one storage transaction, and
+            # what it produces leaves in batch frames (see ReplicationSession.hold).
             with self.owner._write_group():
-                if not self._handle(events):
-                    return
+                if held is not None:
+                    held.hold()
+                try:
+                    if not self._handle(events):
+                        return
+                finally:
+                    if held is not None:
+                        held.release()
         except HyperlobbyError as err:  # the group's commit failed: storage is unusable for now
             self.abort(err)
             return

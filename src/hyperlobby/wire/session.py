@@ -127,7 +127,7 @@ class ReplicationSession:
         self.on_output: Callable[[], None] | None = None
         """Called every :data:`FLUSH_EVERY` messages to write out what is queued (optional)."""
         self._handled = 0
-        self._in_batch = False
+        self._held = 0  # cork levels of the mux that belong to this session (see _emit)
 
     # --- outputs -------------------------------------------------------------------------------
 
@@ -177,14 +177,28 @@ class ReplicationSession:
         batched = len(frame) > 0 and frame[0] == 0 and len(frame) > 1 and frame[1] == 0
         if batched:
             # Answer a batch with one batch, as JS does (fewer, larger frames).
-            self.mux.cork()
-            self._in_batch = True
+            self.hold()
         try:
             self._handle(self.mux.receive(frame))
         finally:
-            self._in_batch = False
-            if batched and not self.mux.destroyed:
-                self._out.extend(self.mux.uncork())
+            if batched:
+                self.release()
+
+    def hold(self) -> None:
+        """Collect what the next messages produce into batch frames until :meth:`release`.
+
+        The TCP connection holds the session for each socket read: the answers to many small
+        messages then leave as a few batch frames (one encryption each) instead of one frame
+        apiece. :data:`FLUSH_EVERY` still cuts them, so the remote is never kept waiting.
+        """
+        self.mux.cork()
+        self._held += 1
+
+    def release(self) -> None:
+        """End one :meth:`hold`; the last one queues the batch."""
+        self._held -= 1
+        if not self.mux.destroyed:
+            self._out.extend(self.mux.uncork())
 
     def tick(self, now: float) -> None:
         for peer in list(self.peers.values()):
@@ -221,15 +235,14 @@ class ReplicationSession:
     def _emit(self) -> None:
         """Hand what is queued to :attr:`on_output` (a batch being answered is cut in two)."""
         mux = self.mux
-        if mux.destroyed or self.on_output is None:
-            return
-        if self._in_batch:
-            if mux.corked != 1:
-                return  # inside someone else's cork: wait for the next chance
-            self._out.extend(mux.uncork())
-            mux.cork()
-        elif mux.corked:
-            return
+        held = self._held
+        if mux.destroyed or self.on_output is None or mux.corked != held:
+            return  # inside someone else's cork: wait for the next chance
+        if held:
+            for _ in range(held):
+                self._out.extend(mux.uncork())
+            for _ in range(held):
+                mux.cork()
         self.on_output()
 
     def _dispatch(self, event: MuxEvent) -> None:
