@@ -24,3 +24,5 @@ def test_demo_runs_and_js_agrees() -> None:
     assert "(live): this one arrives live" in out
     assert "identical to Python's" in out
     assert "JS log #1: read and verified by Python" in out
+    assert "dialled Alice through the DHT: connected" in out
+    assert "npm hyperswarm, bootstrapped from the Python DHT, found Alice and read her log: identical" in out

@@ -9,6 +9,11 @@ Each step prints the archive files it wrote.
 Part 2, under the hood: two users replicate a signed log (a Hypercore) over secret-stream, and
 a real JavaScript peer (npm hypercore 11, from ``interop/``) reads Python's log and the other
 way round: the same protocol, byte for byte.
+
+Part 3, finding peers with no address: a private HyperDHT of Python nodes on loopback (the demo
+starts its own bootstrap node, so nothing is sent to the public network), two Python swarms that
+meet by topic alone and replicate, and npm hyperswarm finding the same topic through the Python
+DHT.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pathlib import Path
 from hyperlobby.core.store import Store
 from hyperlobby.encoding.urls import HyperUrl
 from hyperlobby.lobby.demo import lobby_demo
+from hyperlobby.swarm.hyperswarm.demo import swarm_demo
 from hyperlobby.wire.replication import Replication
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +63,8 @@ async def run(home: Path) -> None:
     await lobby_demo(home / "session", tl)
     print("\n== under the hood: Hypercore replication, Python and JavaScript ==", flush=True)
     await replication_demo(home / "replication", tl)
+    print("\n== finding peers with no address: a HyperDHT and a swarm ==", flush=True)
+    await swarm_demo(home / "swarm", tl.say)
 
 
 async def replication_demo(home: Path, tl: Timeline) -> None:
