@@ -30,6 +30,7 @@ anything short or malformed; trailing bytes are ignored as the JS decoder ignore
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 from dataclasses import dataclass
@@ -82,8 +83,13 @@ class Address:
         return f"{self.host}:{self.port}"
 
 
+@functools.lru_cache(maxsize=4096)
 def encode_ipv4(host: str, port: int) -> bytes:
-    """The 6-byte compact IPv4 address: four address bytes, then the port as uint16 LE."""
+    """The 6-byte compact IPv4 address: four address bytes, then the port as uint16 LE.
+
+    Cached: a DHT node encodes the same few hundred addresses over and over (every reply lists
+    closer nodes, every table entry is hashed into an id), and parsing dotted text dominated.
+    """
     parts = host.split(".")
     if len(parts) != 4:
         raise EncodeError("not an IPv4 address", host=host)
@@ -101,6 +107,7 @@ def decode_ipv4(state: State) -> Address:
     return Address(f"{raw[0]}.{raw[1]}.{raw[2]}.{raw[3]}", raw[4] | (raw[5] << 8))
 
 
+@functools.lru_cache(maxsize=4096)
 def peer_id(host: str, port: int) -> bytes:
     """A node's id: unkeyed BLAKE2b-256 of its 6-byte compact address.
 
