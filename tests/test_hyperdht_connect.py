@@ -105,25 +105,28 @@ async def roundtrip(conn: DhtConnection, data: bytes = b"hello") -> bytes | None
 
 
 @pytest.mark.parametrize(
-    ("server_persistent", "client_persistent", "lan"),
+    ("server_persistent", "client_persistent", "lan", "fast_open"),
     [
-        (True, True, True),
-        (False, False, True),
-        (False, False, False),
-        (True, False, True),
-        (False, True, True),
+        (True, True, True, True),
+        (False, False, True, True),
+        (False, False, False, True),
+        (False, False, False, False),
+        (True, False, True, True),
+        (False, True, True, True),
     ],
-    ids=["open-open", "firewalled-lan", "firewalled-holepunch", "open-server", "open-client"],
+    ids=["open-open", "firewalled-lan", "firewalled-holepunch", "punch-round", "open-server", "open-client"],
 )
 async def test_connect_and_exchange(
-    net: Net, server_persistent: bool, client_persistent: bool, lan: bool
+    net: Net, server_persistent: bool, client_persistent: bool, lan: bool, fast_open: bool
 ) -> None:
     server_dht = await net.peer(persistent=server_persistent)
     client_dht = await net.peer(persistent=client_persistent)
     server, accepted = await echo_server(server_dht)
     assert server.public_key is not None
     client_kp = key_pair()
-    conn = await connect(client_dht, server.public_key, keypair=client_kp, timeout=WAIT, lan=lan)
+    conn = await connect(
+        client_dht, server.public_key, keypair=client_kp, timeout=WAIT, lan=lan, fast_open=fast_open
+    )
     assert conn.is_initiator and conn.remote_public_key == server.public_key
     assert conn.public_key == client_kp.public_key
     assert await roundtrip(conn, b"x" * 5000) == b"echo:" + b"x" * 5000

@@ -62,11 +62,12 @@ class JsPeer:
         self.info: dict[str, Any] = {}
 
     @classmethod
-    async def start(cls, storage: Path) -> JsPeer:
+    async def start(cls, storage: Path, size: int = 3) -> JsPeer:
         proc = await asyncio.create_subprocess_exec(
             node_binary(),
             str(INTEROP / "peers" / "hyperdht_connect_peer.js"),
             str(storage),
+            str(size),
             cwd=INTEROP,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -151,6 +152,18 @@ async def js(tmp_path: Path) -> AsyncIterator[JsPeer]:
 
 
 @pytest.fixture
+async def big_js(tmp_path: Path) -> AsyncIterator[JsPeer]:
+    """A 12-node testnet: JS's NAT sampling skips the 5 newest nodes of a table of 8 or more
+    and needs 3 more to agree, so on 3 nodes JS's own holepunch cannot settle (JS to JS fails
+    there too); real networks are large."""
+    peer = await JsPeer.start(tmp_path, 12)
+    try:
+        yield peer
+    finally:
+        await peer.close()
+
+
+@pytest.fixture
 async def py(js: JsPeer) -> AsyncIterator[Py]:
     p = Py(js)
     try:
@@ -215,32 +228,48 @@ async def test_js_client_to_python_server(
     print(f"js->python connect+roundtrip: {res['ms']} ms")
 
 
-async def test_python_client_holepunches_to_js_server(js: JsPeer, py: Py) -> None:
+@pytest.mark.parametrize("fast_open", [True, False], ids=["fast-open", "punch-round"])
+async def test_python_client_holepunches_to_js_server(big_js: JsPeer, fast_open: bool) -> None:
     """No same-host shortcut: the PEER_HOLEPUNCH rounds run against JS's server and the
-    connection comes up over the punch sockets."""
-    served = await js.call(cmd="listen", mode="echo")
-    client = await py.node()
-    conn = await connect(client, bytes.fromhex(served["publicKey"]), timeout=WAIT, lan=False)
-    assert conn.udx_stream.socket is not client.node.socket  # a punch socket carries it
-    conn.send(b"punched")
-    assert await asyncio.wait_for(conn.recv(), WAIT) == b"echo:punched"
-    conn.close()
+    connection comes up over the punch sockets (without fast open: only once the punch round
+    has both sides probing)."""
+    py = Py(big_js)
+    try:
+        served = await big_js.call(cmd="listen", mode="echo", firewalled=True)
+        client = await py.node()
+        key = bytes.fromhex(served["publicKey"])
+        conn = await connect(client, key, timeout=WAIT, lan=False, fast_open=fast_open)
+        assert conn.udx_stream.socket is not client.node.socket  # a punch socket carries it
+        conn.send(b"punched")
+        assert await asyncio.wait_for(conn.recv(), WAIT) == b"echo:punched"
+        conn.close()
+    finally:
+        await py.close()
 
 
-async def test_js_client_holepunches_to_python_server(js: JsPeer, py: Py) -> None:
-    dht = await py.node()
-    server, got, conns = await echo_server(dht)
-    assert server.public_key is not None
-    res = await js.call(cmd="connect", publicKey=server.public_key.hex(), lan=False)
-    assert res["ok"], res
-    assert got == [b"hello"]
-    # the JS side too stays on loopback: every socket bound while connected, its punch socket included
-    assert len(res["bound"]) > 2 * 4 and all(h.startswith("127.") for h in res["bound"]), res["bound"]
-    bound = await js.call(cmd="bound")
-    assert bound["hosts"] and all(h.startswith("127.") for h in bound["hosts"]), bound
-    # it runs over our punch socket (the fast-open probe of the first round opened the path)
-    assert conns[0].udx_stream.socket is not dht.node.socket
-    assert res["remoteAddress"]["port"] == conns[0].udx_stream.socket.address[1] != dht.address.port
+@pytest.mark.parametrize("fast_open", [True, False], ids=["fast-open", "punch-round"])
+async def test_js_client_holepunches_to_python_server(big_js: JsPeer, fast_open: bool) -> None:
+    py = Py(big_js)
+    try:
+        dht = await py.node()
+        server, got, conns = await echo_server(dht)
+        assert server.public_key is not None
+        key = server.public_key.hex()
+        res = await big_js.call(cmd="connect", publicKey=key, lan=False, fastOpen=fast_open, firewalled=True)
+        assert res["ok"], res
+        if not fast_open:  # JS got through both rounds and ran its consistent punch against us
+            assert res["punches"]["consistent"] == 1, res
+        assert got == [b"hello"]
+        # the JS side stays on loopback too: every socket bound while connected, punch socket included
+        assert len(res["bound"]) > 2 * 13 and all(h.startswith("127.") for h in res["bound"]), res["bound"]
+        bound = await big_js.call(cmd="bound")
+        assert bound["hosts"] and all(h.startswith("127.") for h in bound["hosts"]), bound
+        # it runs over our punch socket
+        sock = conns[0].udx_stream.socket
+        assert sock is not None and sock is not dht.node.socket
+        assert res["remoteAddress"]["port"] == sock.address[1] != dht.address.port
+    finally:
+        await py.close()
 
 
 async def test_js_to_js_reference_time(js: JsPeer) -> None:

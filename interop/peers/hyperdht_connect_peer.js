@@ -1,9 +1,9 @@
 // JS hyperdht peers on a loopback testnet for hyperlobby's connect interop tests
 // (tests/test_hyperdht_connect_interop.py).
 //
-//   node peers/hyperdht_connect_peer.js <storageDir>
+//   node peers/hyperdht_connect_peer.js <storageDir> [size]
 //
-// Starts @hyperswarm/testnet's createTestnet(3, {host: '127.0.0.1'}) (persistent, unfirewalled
+// Starts @hyperswarm/testnet's createTestnet(size = 3, {host: '127.0.0.1'}) (persistent, unfirewalled
 // hyperdht nodes on 127.0.0.1, bootstrapping only from each other) and prints
 // {ready, bootstrap: [{host, port}]}. Every further node is made with testnet.createNode()
 // (bound to 127.0.0.1, bootstrap = the testnet), so nothing binds or sends off loopback.
@@ -14,7 +14,7 @@
 //       core: a writable hypercore with `blocks`, replicated over every connection.
 //       reject: its firewall refuses everyone (and records who knocked).
 //       -> {id, publicKey, relayAddresses, coreKey?}
-//   {cmd: "connect", publicKey, message?: hex, relayAddresses?, firewalled?, lan?}
+//   {cmd: "connect", publicKey, message?: hex, relayAddresses?, firewalled?, lan?, fastOpen?}
 //       a client on a fresh node: connect, send `message`, wait for one message back
 //       -> {ok: true, reply: hex, ms, remoteAddress, bound} | {ok: false, code, message, ms}
 //   {cmd: "fetch", publicKey, coreKey, length}
@@ -56,7 +56,7 @@ function loopback(addr) {
 
 async function main() {
   const storage = process.argv[2]
-  const testnet = await createTestnet(3, { host: '127.0.0.1' })
+  const testnet = await createTestnet(Number(process.argv[3] || 3), { host: '127.0.0.1' })
   const bootstrap = testnet.bootstrap.map(loopback)
   for (const node of testnet.nodes) loopback(node.address())
   const servers = []
@@ -71,8 +71,12 @@ async function main() {
     return hosts
   }
 
+  // firewalled: false -> a persistent, reachable node; true -> stays firewalled (no quick
+  // reachability check while bootstrapping); undefined -> hyperdht's default (ephemeral, checks)
   async function freshNode(firewalled) {
-    const node = testnet.createNode(firewalled === false ? { ephemeral: false, firewalled: false } : {})
+    const opts =
+      firewalled === false ? { ephemeral: false, firewalled: false } : firewalled ? { quickFirewall: false } : {}
+    const node = testnet.createNode(opts)
     await node.fullyBootstrapped()
     loopback(node.address())
     return node
@@ -124,6 +128,7 @@ async function main() {
     const opts = {}
     if (msg.relayAddresses) opts.relayAddresses = msg.relayAddresses.map(loopback)
     if (msg.lan === false) opts.localConnection = false // skip the same-host shortcut: holepunch
+    if (msg.fastOpen === false) opts.fastOpen = false // no early probe: the punch round connects
     const socket = node.connect(unhex(msg.publicKey), opts)
     try {
       const reply = await withTimeout(

@@ -79,12 +79,15 @@ class ServerError(HandshakeError):
 class _Attempt:
     """State of one connect() call."""
 
-    def __init__(self, dht: HyperDht, key_pair: KeyPair, remote_public_key: bytes, lan: bool) -> None:
+    def __init__(
+        self, dht: HyperDht, key_pair: KeyPair, remote_public_key: bytes, lan: bool, fast_open: bool = True
+    ) -> None:
         self.dht = dht
         self.key_pair = key_pair
         self.remote_public_key = remote_public_key
         self.target = blake2b256(remote_public_key)
         self.lan = lan
+        self.fast_open = fast_open
         self.wrap = NoiseWrap(_noise_keys(key_pair), remote_public_key)
         self.stream: UdxStream = dht.node.socket.create_stream(firewall=self._stream_firewall)
         self.msg1: bytes | None = None
@@ -215,7 +218,8 @@ class _Attempt:
             assert payload.holepunch is not None
             relays = payload.holepunch.relays
             relay = next((r for r in relays if r.relay_address == relay_address), relays[0])
-            self.spawn(self._holepunch(server_address, relay, payload.holepunch.id, payload.firewall))
+            hid, fw = payload.holepunch.id, payload.firewall
+            self.spawn(self._holepunch(server_address, relay, relay_address, hid, fw))
 
     async def _lan(self, addr: Address, *, alone: bool) -> None:
         try:
@@ -226,12 +230,14 @@ class _Attempt:
             return
         self.on_socket(self.dht.node.socket, addr.host, addr.port)
 
-    async def _holepunch(self, server_address: Address, relay: m.RelayInfo, hid: int, fw: int) -> None:
+    async def _holepunch(
+        self, server_address: Address, relay: m.RelayInfo, client_relay: Address, hid: int, fw: int
+    ) -> None:
         assert self.final is not None
         punch_socket = await PunchSocket.open(self.dht)
         self.punch = ClientPunch(self.dht, self.final, punch_socket, self.target, hid, fw, self.on_socket)
         try:
-            await self.punch.run(server_address, relay)
+            await self.punch.run(server_address, relay, client_relay, fast_open=self.fast_open)
         except HyperlobbyError as err:
             if not self.connected.done():
                 self.errors.append(err)
@@ -311,15 +317,20 @@ async def connect(
     relay_addresses: Sequence[Address | tuple[str, int]] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     lan: bool = True,
+    fast_open: bool = True,
 ) -> DhtConnection:
-    """Connect to the server listening on ``remote_public_key`` (see the module docstring)."""
+    """Connect to the server listening on ``remote_public_key`` (see the module docstring).
+
+    ``lan=False`` skips the same-host/LAN shortcut (JS ``localConnection: false``);
+    ``fast_open=False`` skips the early probe of a holepunch (JS ``fastOpen: false``).
+    """
     if len(remote_public_key) != 32:
         raise HandshakeError("a HyperDHT public key is 32 bytes", length=len(remote_public_key))
     kp = keypair or getattr(dht, "default_keypair", None) or new_key_pair()
     relays = [a if isinstance(a, Address) else Address(a[0], int(a[1])) for a in relay_addresses or ()]
     if not relays:
         relays = cached_relays(dht, remote_public_key)
-    attempt = _Attempt(dht, kp, remote_public_key, lan)
+    attempt = _Attempt(dht, kp, remote_public_key, lan, fast_open)
     finder = attempt.loop.create_task(_find_and_connect(attempt, relays, timeout))
     try:
         async with asyncio.timeout(timeout):

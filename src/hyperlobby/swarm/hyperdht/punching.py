@@ -70,6 +70,9 @@ class PunchSocket:
     def __init__(self, socket: UdxSocket) -> None:
         self.socket = socket
         self.on_probe: Callable[[Address], None] | None = None
+        # requests that arrive here (a relay forwarding the next PEER_HOLEPUNCH round to the
+        # address we answered from) are the node's to handle, as JS's socket pool hands them on
+        self.on_request: Callable[[bytes, tuple[str, int]], None] | None = None
         self._inflight: dict[int, tuple[Address, asyncio.Future[Response]]] = {}
         self._tid = random.randrange(0x10000)
         self.kept = False
@@ -82,6 +85,8 @@ class PunchSocket:
         main = dht.node.socket
         sock = await main.udx.bind(main.address[0], 0)
         punch = cls(sock)
+        node = dht.node
+        punch.on_request = lambda data, source: node._on_datagram(data, source, sock)
         pool = _POOLS.get(dht)
         if pool is None:
             pool = _POOLS[dht] = set()
@@ -177,6 +182,8 @@ class PunchSocket:
         except (DecodeError, ValueError, HyperlobbyError):
             return
         if not isinstance(msg, Response):
+            if self.on_request is not None:
+                self.on_request(data, source)
             return
         entry = self._inflight.get(msg.tid)
         if entry is None or entry[0].host != addr.host:
@@ -271,6 +278,8 @@ class ServerPunch:
         if remote.error != C.ERROR_NONE:
             self.round = max(self.round, remote.round)
             return self._abort(why="remote error")
+        if req.via is self.punch.socket and req.request.to is not None:
+            self.nat.add(req.request.to, req.address)  # how this relay sees our punch socket
         token = self.payload.token(peer_address.host)
         echoed = from_relay and remote.remote_token is not None and remote.remote_token == token
         if remote.round >= self.round:
@@ -282,6 +291,7 @@ class ServerPunch:
                 verified=peer_address.host if echoed else None,
             )
         stable = await self._analyze()
+        log.debug("server holepunch analysis: stable=%s nat=%s", stable, self.nat.firewall)
         if self.puncher.destroyed:
             return None
         if not stable:
@@ -373,20 +383,22 @@ class ClientPunch:
             self.on_socket(self.punch.socket, source.host, source.port)
 
     async def _round(
-        self, relay: m.RelayInfo, payload: m.HolepunchPayload, peer_address: Address
-    ) -> m.HolepunchPayload:
+        self, to: Address, payload: m.HolepunchPayload, peer_address: Address
+    ) -> tuple[m.HolepunchPayload, Address]:
+        """One PEER_HOLEPUNCH through relay ``to`` toward the server at ``peer_address``; returns
+        the server's payload and where the relay saw the server answer from."""
         value = m.encode(
             m.holepunch,
             m.Holepunch(C.FROM_CLIENT, self.id, self.payload.encrypt(payload), peer_address=peer_address),
         )
-        res = await self.punch.request(C.PEER_HOLEPUNCH, relay.relay_address, target=self.target, value=value)
+        res = await self.punch.request(C.PEER_HOLEPUNCH, to, target=self.target, value=value)
         try:
             hp = m.decode(m.holepunch, res.value or b"")
         except (DecodeError, ValueError, HyperlobbyError):
             raise HolepunchError("bad holepunch reply") from None
         if hp.mode != C.REPLY:
             raise HolepunchError("bad holepunch reply", mode=hp.mode)
-        self.nat.add(res.to, relay.relay_address)
+        self.nat.add(res.to, to)
         remote = self.payload.decrypt(hp.payload)
         if remote is None:
             raise HolepunchError("invalid holepunch payload")
@@ -403,34 +415,55 @@ class ClientPunch:
             addresses=remote.addresses,
             verified=peer_address.host if echoed else None,
         )
-        return remote
+        return remote, hp.peer_address or to
 
-    async def run(self, server_address: Address, relay: m.RelayInfo) -> None:
-        """Probe, then punch; returns once probing started (the connection comes by on_socket)."""
+    async def run(
+        self,
+        server_address: Address,
+        server_relay: m.RelayInfo,
+        client_relay: Address,
+        *,
+        fast_open: bool = True,
+    ) -> None:
+        """Probe, then punch (connect.js ``probeRound`` + ``roundPunch``); returns once probing
+        started (the connection comes by on_socket).
+
+        Probe rounds go through the relay the server named (``server_relay``), the punch round
+        through the one our handshake went through (``client_relay``) straight to where that
+        relay saw the server. ``fast_open`` first probes ``server_address`` (and says so in the
+        first round), which on a friendly path connects before any punching; JS's
+        ``fastOpen: false`` skips it, leaving the connection to the punch round.
+        """
+        opened = server_address if fast_open else None
         nodes = _sample_nodes(self.dht)
         sampling = asyncio.get_running_loop().create_task(self.punch.sample_nat(self.nat, nodes))
-        self.punch.probe(server_address)  # fast open toward where the relay saw the server
+        if opened is not None:
+            self.punch.probe(opened)  # fast open toward where the relay saw the server
         try:
             await asyncio.wait_for(asyncio.shield(sampling), NAT_SAMPLE_TIMEOUT + 1)
         except TimeoutError:
             sampling.cancel()
-        first = await self._probe_round(relay, server_address)
+        first, seen_at = await self._probe_round(server_relay, opened)
         if first.token is None or self.puncher.remote_firewall == C.FIREWALL_UNKNOWN:
             # the server may not know its NAT yet: give it a second, then ask again (once)
             await asyncio.sleep(PROBE_RETRY_DELAY)
-            first = await self._probe_round(relay, server_address)
+            first, seen_at = await self._probe_round(server_relay, opened)
         if (
             self.puncher.unstable()
             or self.puncher.remote_firewall == C.FIREWALL_UNKNOWN
             or first.token is None
         ):
-            await self._abort_round(relay)
+            await self._abort_round(server_relay)
             raise HolepunchError(
                 "holepunch probe did not settle", remote_firewall=self.puncher.remote_firewall
             )
         if self.puncher.remote_firewall >= C.FIREWALL_RANDOM and self.nat.firewall >= C.FIREWALL_RANDOM:
-            await self._abort_round(relay)
+            await self._abort_round(server_relay)
             raise HolepunchError("both NATs are randomized")
+        if server_relay.relay_address == client_relay and seen_at != server_address:
+            # the server answered from another socket than the handshake's: punch toward that
+            server_address = seen_at
+            self.punch.probe(server_address)
         self.nat.freeze()
         punch = m.HolepunchPayload(
             firewall=self.nat.firewall,
@@ -441,7 +474,7 @@ class ClientPunch:
             remote_token=first.token,
         )
         self.round += 1
-        await self._round(relay, punch, relay.peer_address)
+        await self._round(client_relay, punch, server_address)
         if not self.puncher.remote_holepunching:
             raise HolepunchError("remote is not holepunching")
         if self.puncher.strategy() is not Strategy.CONSISTENT:
@@ -451,7 +484,9 @@ class ClientPunch:
         self.puncher.punching = True
         await _run_schedule(self.punch, self.puncher)
 
-    async def _probe_round(self, relay: m.RelayInfo, server_address: Address) -> m.HolepunchPayload:
+    async def _probe_round(
+        self, relay: m.RelayInfo, server_address: Address | None
+    ) -> tuple[m.HolepunchPayload, Address]:
         probe = m.HolepunchPayload(
             firewall=self.nat.firewall,
             round=self.round,
@@ -459,14 +494,14 @@ class ClientPunch:
             remote_address=server_address,
         )
         self.round += 1
-        return await self._round(relay, probe, relay.peer_address)
+        return await self._round(relay.relay_address, probe, relay.peer_address)
 
     async def _abort_round(self, relay: m.RelayInfo) -> None:
         """Tell the server we give up (best effort), so it drops its puncher at once."""
         abort = m.HolepunchPayload(error=C.ERROR_ABORTED, firewall=C.FIREWALL_UNKNOWN, round=self.round)
         self.round += 1
         with contextlib.suppress(HyperlobbyError):
-            await self._round(relay, abort, relay.peer_address)
+            await self._round(relay.relay_address, abort, relay.peer_address)
 
     def close(self) -> None:
         self.puncher.destroyed = True
