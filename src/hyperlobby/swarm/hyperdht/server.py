@@ -20,9 +20,12 @@ first packet for it arrives (the stream's firewall hook), or right away when the
 reachable (OPEN) or came straight to us; either way a :class:`DhtConnection` then goes to
 ``on_connection``. Which of those happens is :func:`holepuncher.server_path`.
 
-Holepunch rounds (PEER_HOLEPUNCH) are answered by :class:`_Pending` with a
-:class:`~hyperlobby.swarm.hyperdht.socket_pool.PunchSocket` as hyperdht's server does. A
-pending handshake that does not become a connection within ``handshake_timeout`` is dropped.
+When we are not reachable, or the client is on our host, the handshake also gets a
+:class:`~hyperlobby.swarm.hyperdht.punching.ServerPunch`: a punch socket of its own (the
+handshake answer leaves from it when we will holepunch, so the client learns its address) that
+answers the PEER_HOLEPUNCH rounds, routed to it by the ``id`` of our holepunch offer, as
+hyperdht's server does. A pending handshake that does not become a connection within
+``handshake_timeout`` is dropped.
 ``close()`` unannounces (bounded) and drops everything pending; live connections belong to
 whoever got them.
 """
