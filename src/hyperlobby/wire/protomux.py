@@ -362,6 +362,11 @@ class Mux:
             self._write_control(frame)
         return self.data_to_send()
 
+    @property
+    def batched_bytes(self) -> int:
+        """Size of the batch being collected while corked (0 when not corked)."""
+        return self._batch_size if self._batch else 0
+
     def cork(self) -> None:
         """Start (or nest) collecting frames into one batch."""
         self.corked += 1

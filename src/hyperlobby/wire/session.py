@@ -53,6 +53,10 @@ requests, and a server that did the same with requests, would take turns instead
 the same time: handing out what the first messages produced while the rest wait lets the
 remote start on it at once."""
 
+FLUSH_BYTES = 64 * 1024
+"""A held batch this large is handed out even before :data:`FLUSH_EVERY` messages (large
+blocks: the remote decrypts a frame only once all of it arrived)."""
+
 
 class Extension(Protocol):
     """A protocol of our own next to replication on the same connection (e.g. the lobby's
@@ -227,7 +231,7 @@ class ReplicationSession:
                 self._dispatch(event)
                 if self.on_output is not None and isinstance(event, ChannelMessage):
                     self._handled += 1
-                    if self._handled >= FLUSH_EVERY:
+                    if self._handled >= FLUSH_EVERY or self.mux.batched_bytes >= FLUSH_BYTES:
                         self._handled = 0
                         self._emit()
             events = self.mux.events()
