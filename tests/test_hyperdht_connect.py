@@ -159,10 +159,23 @@ async def test_keepalive_is_filtered_and_stream_stays_open(net: Net) -> None:
     server, _ = await echo_server(server_dht)
     assert server.public_key is not None
     conn = await connect(client_dht, server.public_key, timeout=WAIT)
+    sent: list[bytes] = []
+    make = conn._secret.keepalive
+
+    def counted() -> bytes:
+        frame = make()
+        sent.append(frame)
+        return frame
+
+    conn._secret.keepalive = counted  # type: ignore[method-assign]
     conn.keepalive = 0.05
     conn._arm_keepalive()
-    await asyncio.sleep(0.3)  # several keepalives cross; none shows up as a message
-    assert await roundtrip(conn, b"after") == b"echo:after"
+    for _ in range(200):
+        if len(sent) >= 3:
+            break
+        await asyncio.sleep(0.02)
+    assert len(sent) >= 3  # encrypted empty frames went out while idle...
+    assert await roundtrip(conn, b"after") == b"echo:after"  # ...and none reached the echo loop
     conn.close()
 
 
@@ -184,9 +197,13 @@ async def test_a_slow_reader_holds_back_a_fast_sender(net: Net) -> None:
     await server.listen(key_pair())
     assert server.public_key is not None
     conn = await connect(client_dht, server.public_key, timeout=WAIT)
-    await asyncio.sleep(0.5)  # not reading
-    assert len(conn._queue) <= QUEUE_MESSAGES + 64  # what was in flight when reading paused
+    for _ in range(500):  # not reading: wait (bounded) until the queue made us stop reading
+        if conn._reading_paused:
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.2)  # and give the sender time to run into the closed window
     assert conn._reading_paused and not sent.done()
+    assert len(conn._queue) <= QUEUE_MESSAGES + 64  # what was in flight when reading paused
     for i in range(count):
         msg = await asyncio.wait_for(conn.recv(), WAIT)
         assert msg == i.to_bytes(4, "big") * (size // 4)
@@ -283,7 +300,9 @@ async def test_server_firewall_rejects_and_sees_client(net: Net) -> None:
 async def test_two_argument_and_async_firewalls(net: Net) -> None:
     """The contract's firewall(remote_public_key, payload) works, and so does an async one."""
     server_dht = await net.peer(persistent=True)
-    client_dht = await net.peer(persistent=True, request_timeout=0.25, retries=1)
+    client_dht = await net.peer(persistent=True)
+    # a rejecting server stays silent: the rejected client gives up quickly
+    rejected_dht = await net.peer(persistent=True, request_timeout=0.25, retries=1)
     allowed = key_pair()
 
     def two_args(remote_key: bytes, payload: m.NoisePayload) -> bool:
@@ -300,7 +319,7 @@ async def test_two_argument_and_async_firewalls(net: Net) -> None:
         assert await roundtrip(conn) == b"echo:hello"
         conn.close()
         with pytest.raises(PeerConnectionFailed):
-            await connect(client_dht, server.public_key, keypair=key_pair(), timeout=WAIT)
+            await connect(rejected_dht, server.public_key, keypair=key_pair(), timeout=WAIT)
         await server.close()
 
 
