@@ -293,10 +293,14 @@ async def _find_and_connect(a: _Attempt, relay_addresses: Sequence[Address], tim
     if running:
         await asyncio.wait(set(running))
     if a.final is None and not a.connected.done():
-        async for reply in a.dht.find_peer(a.remote_public_key, timeout=timeout):
-            start(reply.from_address)
-            if a.final is not None or a.connected.done():
-                break
+        query = a.dht.find_peer(a.remote_public_key, timeout=timeout)
+        try:
+            async for reply in query:
+                start(reply.from_address)
+                if a.final is not None or a.connected.done():
+                    break
+        finally:
+            await query.aclose()  # stop walking once we are through (or given up)
         if running:
             await asyncio.wait(set(running))
     if a.final is None and not a.connected.done():
