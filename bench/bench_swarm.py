@@ -11,8 +11,9 @@ pair of swarms and a fresh topic each round:
   (1 KiB each), verified, over the new connection.
 
 Both sides store their cores on disk (Python: SQLite; JS: hypercore 11's RocksDB storage).
-Python <-> Python and JS <-> JS are measured in the same run; ratios are Python / JS (lower is
-better for Python).
+Python <-> Python and JS <-> JS are measured in the same run, and so are the two mixed pairs on
+the JS testnet (a Python writer with a JS reader, a JS writer with a Python reader; the Python
+swarm bootstraps from the JS nodes). Ratios are time / JS->JS time (lower is better).
 """
 
 from __future__ import annotations
@@ -95,6 +96,112 @@ async def _python_round(bootstrap: list[str], topic: bytes, blocks: int, home: P
         rs.close()
 
 
+class _PySide:
+    """One Python swarm with one core (a writer holding ``blocks`` or a reader of ``key``)."""
+
+    def __init__(self, swarm: Swarm, store: Store, rep: Replication) -> None:
+        self.swarm, self.store, self.rep = swarm, store, rep
+        self.core: Any = None
+        self.connected: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+
+    @classmethod
+    async def make(
+        cls, bootstrap: list[str], db: Path, *, blocks: int = 0, key: bytes | None = None
+    ) -> _PySide:
+        store = Store(db)
+        swarm = Swarm(await HyperDht.create(bootstrap=bootstrap), owns_dht=True)
+        side = cls(swarm, store, Replication(store, key_pair=swarm.key_pair))
+        side.core = store.get(key=key) if key is not None else store.get(name="bench")
+        if blocks:
+            side.core.append([bytes([i % 256]) * BLOCK for i in range(blocks)])
+        side.rep.add(side.core)
+        if key is not None:
+            side.rep.download(side.core)
+        swarm.on_connection = side._on_connection
+        return side
+
+    def _on_connection(self, conn: Any, info: Any) -> None:
+        self.rep.adopt(conn)
+        if not self.connected.done():
+            self.connected.set_result(time.perf_counter())
+
+    async def close(self) -> None:
+        await self.rep.close()
+        await self.swarm.close()
+        self.store.close()
+
+
+async def mixed_rounds(rounds: int, blocks: int, tmp: Path) -> dict[str, tuple[list[float], list[float]]]:
+    """Python writer -> JS reader and JS writer -> Python reader, on the JS testnet."""
+    proc = await _start_js(tmp / "js")
+    js = _Js(proc)
+    out: dict[str, tuple[list[float], list[float]]] = {"py->js": ([], []), "js->py": ([], [])}
+    try:
+        bootstrap = (await js.line(60))["bootstrap"]
+        payload = [(bytes([i % 256]) * BLOCK).hex() for i in range(blocks)]
+        for r in range(rounds):
+            # a Python writer announces; a JS reader joins and dials it
+            topic = os.urandom(32)
+            writer = await _PySide.make(bootstrap, tmp / f"pw{r}.db", blocks=blocks)
+            try:
+                writer.swarm.join(topic, server=True, client=False)
+                await asyncio.wait_for(writer.swarm.flush(), 30)
+                rd = await js.call({"cmd": "swarm", "coreKey": writer.core.key.hex()})
+                await js.call(
+                    {"cmd": "join", "id": rd["id"], "topic": topic.hex(), "server": False, "client": True}
+                )
+                conn = await js.call({"cmd": "waitConnection", "id": rd["id"]})
+                got = await js.call({"cmd": "waitLength", "id": rd["id"], "length": blocks})
+                out["py->js"][0].append(conn["ms"] / 1000)
+                out["py->js"][1].append(got["sinceConnection"] / 1000)
+                await js.call({"cmd": "destroy", "id": rd["id"]})
+            finally:
+                await writer.close()
+            # a JS writer announces; a Python reader joins and dials it
+            topic = os.urandom(32)
+            w = await js.call({"cmd": "swarm", "blocks": payload})
+            await js.call(
+                {"cmd": "join", "id": w["id"], "topic": topic.hex(), "server": True, "client": False}
+            )
+            reader = await _PySide.make(bootstrap, tmp / f"pr{r}.db", key=bytes.fromhex(w["coreKey"]))
+            try:
+                t0 = time.perf_counter()
+                reader.swarm.join(topic, server=False, client=True)
+                t_conn = await asyncio.wait_for(reader.connected, 30)
+                await reader.rep.wait_downloaded(reader.core, blocks, timeout=60)
+                t_done = time.perf_counter()
+                assert reader.core.get(blocks - 1) == bytes([(blocks - 1) % 256]) * BLOCK
+                out["js->py"][0].append(t_conn - t0)
+                out["js->py"][1].append(t_done - t_conn)
+            finally:
+                await reader.close()
+                await js.call({"cmd": "destroy", "id": w["id"]})
+    finally:
+        await _stop_js(js)
+    return out
+
+
+async def _start_js(storage: Path) -> asyncio.subprocess.Process:
+    storage.mkdir(parents=True, exist_ok=True)
+    return await asyncio.create_subprocess_exec(
+        "node",
+        str(INTEROP / "peers" / "hyperswarm_peer.js"),
+        str(storage),
+        cwd=INTEROP,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+
+
+async def _stop_js(js: _Js) -> None:
+    if js.proc.returncode is None:
+        try:
+            await js.call({"cmd": "quit"}, 30)
+        except Exception:
+            js.proc.kill()
+        await asyncio.wait_for(js.proc.wait(), 15)
+
+
 def _adopt(rep: Replication, conn: Any) -> None:
     rep.adopt(conn)
 
@@ -122,15 +229,7 @@ class _Js:
 
 async def js_rounds(rounds: int, blocks: int) -> tuple[list[float], list[float]]:
     with tempfile.TemporaryDirectory(prefix="hl-bench-swarm-") as tmp:
-        proc = await asyncio.create_subprocess_exec(
-            "node",
-            str(INTEROP / "peers" / "hyperswarm_peer.js"),
-            str(Path(tmp)),
-            cwd=INTEROP,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        js = _Js(proc)
+        js = _Js(await _start_js(Path(tmp)))
         joins: list[float] = []
         reps: list[float] = []
         try:
@@ -149,12 +248,7 @@ async def js_rounds(rounds: int, blocks: int) -> tuple[list[float], list[float]]
                 await js.call({"cmd": "destroy", "id": r["id"]})
                 await js.call({"cmd": "destroy", "id": w["id"]})
         finally:
-            if proc.returncode is None:
-                try:
-                    await js.call({"cmd": "quit"}, 30)
-                except Exception:
-                    proc.kill()
-                await asyncio.wait_for(proc.wait(), 15)
+            await _stop_js(js)
     return joins, reps
 
 
@@ -165,16 +259,19 @@ def _ms(samples: list[float]) -> float:
 async def run(rounds: int, blocks: int) -> None:
     with tempfile.TemporaryDirectory(prefix="hl-bench-swarm-") as tmp:
         py_join, py_rep = await python_rounds(rounds, blocks, Path(tmp))
-    js_join, js_rep = await js_rounds(rounds, blocks)
-    print(f"rounds                          {rounds} (fresh swarms and topic each), {blocks} x {BLOCK} B")
+        js_join, js_rep = await js_rounds(rounds, blocks)
+        mixed = await mixed_rounds(rounds, blocks, Path(tmp))
+    rows = {"JS->JS": (js_join, js_rep), "Py->Py": (py_join, py_rep)}
+    rows["Py writer->JS reader"] = mixed["py->js"]
+    rows["JS writer->Py reader"] = mixed["js->py"]
     print(
-        f"join -> first connection        Python {_ms(py_join):7.1f} ms   JS {_ms(js_join):7.1f} ms   "
-        f"ratio {_ms(py_join) / max(_ms(js_join), 1e-3):5.2f}  (median)"
+        f"rounds {rounds} (fresh swarms and topic each), {blocks} x {BLOCK} B; medians, ratio = time / JS->JS"
     )
-    print(
-        f"replicate {blocks} blocks           Python {_ms(py_rep):7.1f} ms   JS {_ms(js_rep):7.1f} ms   "
-        f"ratio {_ms(py_rep) / max(_ms(js_rep), 1e-3):5.2f}  (median, from the connection)"
-    )
+    print(f"{'pair':<22} {'join->first conn':>17} {'ratio':>6} {f'replicate {blocks}':>15} {'ratio':>6}")
+    for name, (joins, reps) in rows.items():
+        jr = _ms(joins) / max(_ms(js_join), 1e-3)
+        rr = _ms(reps) / max(_ms(js_rep), 1e-3)
+        print(f"{name:<22} {_ms(joins):14.1f} ms {jr:6.2f} {_ms(reps):12.1f} ms {rr:6.2f}")
 
 
 def main(quick: bool = False) -> None:
