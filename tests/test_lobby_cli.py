@@ -90,7 +90,7 @@ async def test_host_join_chat_full_leave(tmp_path: Path, kind: str) -> None:
         code = await asyncio.wait_for(bob.proc.wait(), WAIT)
         assert bob.proc.stderr is not None
         err = (await bob.proc.stderr.read()).decode()
-        assert code == 1 and "refused (full)" in err and "Traceback" not in err
+        assert code == 1 and "refused (full)" in err and "Traceback" not in err, (code, err)
 
         assert alice.proc.stdin is not None
         alice.proc.stdin.close()  # Ctrl-D: leave
