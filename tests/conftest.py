@@ -93,8 +93,14 @@ def _is_loopback(address: Any) -> bool:
         return False  # a host name: resolving it would already leave loopback
 
 
+_violations: list[str] = []
+
+
 def _check(address: Any) -> None:
     if not _is_loopback(address):
+        # Raised where it happens, and also remembered: inside an asyncio callback the raise
+        # only reaches the loop's exception handler, so the test is failed at teardown too.
+        _violations.append(repr(address))
         raise OffLoopbackError(f"test traffic to a non-loopback address: {address!r}")
 
 
@@ -142,3 +148,13 @@ def loopback_guard() -> Iterator[None]:
     finally:
         for name, fn in saved.items():
             setattr(cls, name, fn)
+
+
+@pytest.fixture(autouse=True)
+def no_off_loopback_traffic(loopback_guard: None) -> Iterator[None]:
+    """Fail the test in which anything tried to leave loopback, even if the error was swallowed."""
+    _violations.clear()
+    yield
+    tried, _violations[:] = list(_violations), []
+    if tried:
+        pytest.fail(f"this test tried to reach non-loopback addresses: {', '.join(tried)}")

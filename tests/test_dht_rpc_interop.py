@@ -10,79 +10,31 @@ can bootstrap through a Python node; a Python node's garbage does not hurt the J
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from conftest import INTEROP, node_binary
 from hyperlobby.swarm.dht_rpc import DELAYED_PING, Address, DhtNode, IncomingRequest, peer_id, xor_distance
-from hyperlobby.swarm.udx import UdxSocket
+from js_peer import JsLinePeer
 
 pytestmark = pytest.mark.interop
 
 FAST = {"request_timeout": 0.5, "retries": 3, "query_retries": 2}
 
 
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every datagram a Python node sends in these tests must go to 127.0.0.0/8."""
-    original = UdxSocket.send
+class JsDht(JsLinePeer):
+    """The JS dht-rpc network (interop/peers/dht_rpc_peer.js)."""
 
-    def checked(self: UdxSocket, data: bytes, address: tuple[str, int]) -> None:
-        assert address[0].startswith("127."), f"datagram to non-loopback {address}"
-        original(self, data, address)
-
-    monkeypatch.setattr(UdxSocket, "send", checked)
-
-
-class JsDht:
-    """The JS network subprocess, driven by one JSON line per command (every wait bounded)."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.info: dict[str, Any] = {}
+    name = "JS dht-rpc network"
 
     @classmethod
     async def start(cls, count: int, *extra: str) -> JsDht:
-        proc = await asyncio.create_subprocess_exec(
-            node_binary(),
-            str(INTEROP / "peers" / "dht_rpc_peer.js"),
-            str(count),
-            *extra,
-            cwd=INTEROP,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        js = cls(proc)
-        js.info = await js._line(30)
-        if not js.info.get("ready"):
-            await js.close()
-            pytest.fail(f"JS dht-rpc network did not start: {js.info}")
-        return js
-
-    async def _line(self, timeout: float) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        raw = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
-        if not raw:
-            err = b""
-            if self.proc.stderr is not None:
-                err = await asyncio.wait_for(self.proc.stderr.read(), 5)
-            pytest.fail(f"JS dht-rpc peer exited: {err.decode(errors='replace')}")
-        result: dict[str, Any] = json.loads(raw)
-        return result
+        return await cls.launch("dht_rpc_peer.js", str(count), *extra, ready_timeout=30)
 
     async def call(self, timeout: float = 15, **cmd: Any) -> dict[str, Any]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
-        await self.proc.stdin.drain()
-        reply = await self._line(timeout)
-        if "error" in reply and isinstance(reply["error"], str):
-            pytest.fail(f"JS command {cmd} failed: {reply['error']}")
-        return reply
+        return await super().call(timeout, **cmd)
 
     @property
     def addresses(self) -> list[Address]:
@@ -92,17 +44,8 @@ class JsDht:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.info['bootstrap']}"
 
-    async def close(self) -> None:
-        if self.proc.returncode is None:
-            try:
-                assert self.proc.stdin is not None
-                self.proc.stdin.write(b'{"cmd":"quit"}\n')
-                await asyncio.wait_for(self.proc.wait(), 5)
-            except (TimeoutError, BrokenPipeError, ConnectionResetError):
-                pass
-        if self.proc.returncode is None:
-            self.proc.kill()
-            await self.proc.wait()
+    async def close(self, timeout: float = 5) -> None:
+        await super().close(timeout)
 
 
 @pytest.fixture

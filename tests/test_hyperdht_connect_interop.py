@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from conftest import INTEROP, node_binary
 from hyperlobby.core.store import Store
 from hyperlobby.crypto.hashes import blake2b256
 from hyperlobby.crypto.keys import key_pair
@@ -33,89 +31,33 @@ from hyperlobby.swarm.hyperdht.connection import DhtConnection
 from hyperlobby.swarm.hyperdht.dht import HyperDht
 from hyperlobby.swarm.hyperdht.noise_wrap import PROLOGUE
 from hyperlobby.swarm.hyperdht.server import Server, create_server, servers_of
-from hyperlobby.swarm.udx import UdxSocket
 from hyperlobby.wire.noise import NoiseIK, NoiseKeyPair
 from hyperlobby.wire.replication import Replication
+from js_peer import JsLinePeer
 
 pytestmark = pytest.mark.interop
 
 WAIT = 20.0
 
 
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every datagram a Python socket sends in these tests must go to 127.0.0.0/8."""
-    original = UdxSocket.send
+class JsPeer(JsLinePeer):
+    """The JS testnet with hyperdht servers and clients (interop/peers/hyperdht_connect_peer.js)."""
 
-    def checked(self: UdxSocket, data: bytes, address: tuple[str, int]) -> None:
-        assert address[0].startswith("127."), f"datagram to non-loopback {address}"
-        original(self, data, address)
-
-    monkeypatch.setattr(UdxSocket, "send", checked)
-
-
-class JsPeer:
-    """The JS testnet process, one JSON line per command (every wait bounded)."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.info: dict[str, Any] = {}
+    name = "JS hyperdht testnet"
 
     @classmethod
     async def start(cls, storage: Path, size: int = 3) -> JsPeer:
-        proc = await asyncio.create_subprocess_exec(
-            node_binary(),
-            str(INTEROP / "peers" / "hyperdht_connect_peer.js"),
-            str(storage),
-            str(size),
-            cwd=INTEROP,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            limit=1 << 22,
-        )
-        js = cls(proc)
-        js.info = await js._line(60)
-        if not js.info.get("ready"):
-            await js.close()
-            pytest.fail(f"JS hyperdht testnet did not start: {js.info}")
-        return js
-
-    async def _line(self, timeout: float) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        raw = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
-        if not raw:
-            err = b""
-            if self.proc.stderr is not None:
-                err = await asyncio.wait_for(self.proc.stderr.read(), 5)
-            pytest.fail(f"JS hyperdht peer exited: {err.decode(errors='replace')}")
-        result: dict[str, Any] = json.loads(raw)
-        return result
+        return await cls.launch("hyperdht_connect_peer.js", str(storage), str(size), limit=1 << 22)
 
     async def call(self, timeout: float = 45, **cmd: Any) -> dict[str, Any]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
-        await self.proc.stdin.drain()
-        reply = await self._line(timeout)
-        if reply.get("event") == "error":
-            pytest.fail(f"JS command {cmd} failed: {reply.get('message')}")
-        return reply
+        return await super().call(timeout, **cmd)
 
     @property
     def bootstrap(self) -> list[str]:
         return [f"{b['host']}:{b['port']}" for b in self.info["bootstrap"]]
 
-    async def close(self) -> None:
-        if self.proc.returncode is None:
-            try:
-                assert self.proc.stdin is not None
-                self.proc.stdin.write(b'{"cmd":"quit"}\n')
-                await asyncio.wait_for(self.proc.wait(), 15)
-            except (TimeoutError, BrokenPipeError, ConnectionResetError):
-                pass
-        if self.proc.returncode is None:
-            self.proc.kill()
-            await self.proc.wait()
+    async def close(self, timeout: float = 15) -> None:
+        await super().close(timeout)
 
 
 class Py:

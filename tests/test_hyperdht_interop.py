@@ -13,14 +13,11 @@ real JS server (Noise, holepunch) with only Python nodes to relay for them.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import pytest
 
-from conftest import INTEROP, node_binary
 from hyperlobby.crypto.hashes import blake2b256
 from hyperlobby.crypto.keys import key_pair
 from hyperlobby.swarm.dht_rpc import Address, IncomingRequest, xor_distance
@@ -34,70 +31,21 @@ from hyperlobby.swarm.hyperdht import (
     HyperDht,
 )
 from hyperlobby.swarm.hyperdht.persistent import sign_mutable, verify_mutable
-from hyperlobby.swarm.udx import UdxSocket
+from js_peer import JsLinePeer
 
 pytestmark = pytest.mark.interop
 
 FAST = {"request_timeout": 0.5, "retries": 3, "query_retries": 2}
 
 
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every datagram a Python node sends in these tests must go to 127.0.0.0/8."""
-    original = UdxSocket.send
+class JsHyperDht(JsLinePeer):
+    """The JS hyperdht nodes (interop/peers/hyperdht_peer.js)."""
 
-    def checked(self: UdxSocket, data: bytes, address: tuple[str, int]) -> None:
-        assert address[0].startswith("127."), f"datagram to non-loopback {address}"
-        original(self, data, address)
-
-    monkeypatch.setattr(UdxSocket, "send", checked)
-
-
-class JsHyperDht:
-    """The JS nodes' subprocess, driven by one JSON line per command (every wait bounded)."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.info: dict[str, Any] = {}
+    name = "JS hyperdht nodes"
 
     @classmethod
     async def start(cls, count: int, *bootstrap: str) -> JsHyperDht:
-        proc = await asyncio.create_subprocess_exec(
-            node_binary(),
-            str(INTEROP / "peers" / "hyperdht_peer.js"),
-            str(count),
-            *bootstrap,
-            cwd=INTEROP,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        js = cls(proc)
-        js.info = await js._line(60)
-        if not js.info.get("ready"):
-            await js.close()
-            pytest.fail(f"JS hyperdht nodes did not start: {js.info}")
-        return js
-
-    async def _line(self, timeout: float) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        raw = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
-        if not raw:
-            err = b""
-            if self.proc.stderr is not None:
-                err = await asyncio.wait_for(self.proc.stderr.read(), 5)
-            pytest.fail(f"JS hyperdht peer exited: {err.decode(errors='replace')}")
-        result: dict[str, Any] = json.loads(raw)
-        return result
-
-    async def call(self, timeout: float = 30, **cmd: Any) -> dict[str, Any]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
-        await self.proc.stdin.drain()
-        reply = await self._line(timeout)
-        if reply.get("event") == "error" or isinstance(reply.get("error"), str):
-            pytest.fail(f"JS command {cmd} failed: {reply}")
-        return reply
+        return await cls.launch("hyperdht_peer.js", str(count), *bootstrap)
 
     @property
     def bootstrap(self) -> list[str]:
@@ -107,18 +55,8 @@ class JsHyperDht:
     def addresses(self) -> list[Address]:
         return [Address("127.0.0.1", n["port"]) for n in self.info["nodes"]]
 
-    async def close(self) -> None:
-        if self.proc.returncode is None:
-            try:
-                assert self.proc.stdin is not None
-                self.proc.stdin.write(b'{"cmd":"quit"}\n')
-                await self.proc.stdin.drain()
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except (TimeoutError, BrokenPipeError, ConnectionResetError):
-                pass
-        if self.proc.returncode is None:
-            self.proc.kill()
-            await self.proc.wait()
+    async def close(self, timeout: float = 10) -> None:
+        await super().close(timeout)
 
 
 async def _python_nodes(bootstrap: list[str], count: int) -> list[HyperDht]:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from dht_helpers import python_dht
 from hyperlobby.crypto.hashes import blake2b256
 from hyperlobby.crypto.keys import key_pair
 from hyperlobby.swarm.dht_rpc import ERROR_UNKNOWN_COMMAND, Address, IncomingRequest, RequestTimeout
@@ -23,40 +24,15 @@ from hyperlobby.swarm.hyperdht import (
 )
 from hyperlobby.swarm.hyperdht import constants as C
 from hyperlobby.swarm.hyperdht import messages as m
-from hyperlobby.swarm.udx import UdxSocket
 
 FAST = {"request_timeout": 0.2, "retries": 2, "query_retries": 1}
-
-
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every datagram a Python node sends in these tests must go to 127.0.0.0/8."""
-    original = UdxSocket.send
-
-    def checked(self: UdxSocket, data: bytes, address: tuple[str, int]) -> None:
-        assert address[0].startswith("127."), f"datagram to non-loopback {address}"
-        original(self, data, address)
-
-    monkeypatch.setattr(UdxSocket, "send", checked)
 
 
 @pytest.fixture
 async def network() -> AsyncIterator[list[HyperDht]]:
     """A bootstrapper and 9 persistent HyperDHT nodes (k=5 so queries walk)."""
-    nodes: list[HyperDht] = []
-    try:
-        boot = await HyperDht.bootstrapper("127.0.0.1", k=5, **FAST)
-        nodes.append(boot)
-        for _ in range(9):
-            nodes.append(
-                await asyncio.wait_for(
-                    HyperDht.create(bootstrap=[str(boot.address)], ephemeral=False, k=5, **FAST), 10
-                )
-            )
-        await asyncio.wait_for(asyncio.gather(*(n.node.bootstrap() for n in nodes[1:])), 10)
+    async with python_dht(9, k=5, **FAST) as nodes:
         yield nodes
-    finally:
-        await asyncio.gather(*(n.close() for n in nodes))
 
 
 async def _client(network: list[HyperDht]) -> HyperDht:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from dht_helpers import python_dht
 from hyperlobby.crypto.hashes import blake2b256
 from hyperlobby.crypto.keys import KeyPair, key_pair
 from hyperlobby.swarm.dht_rpc import Address, IncomingRequest, Request, RequestTimeout
@@ -24,38 +25,15 @@ from hyperlobby.swarm.hyperdht import (
 from hyperlobby.swarm.hyperdht import constants as C
 from hyperlobby.swarm.hyperdht import messages as m
 from hyperlobby.swarm.hyperdht.router import MAX_PENDING
-from hyperlobby.swarm.udx import UdxSocket
 
 FAST = {"request_timeout": 0.2, "retries": 2, "query_retries": 1}
 
 
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    original = UdxSocket.send
-
-    def checked(self: UdxSocket, data: bytes, address: tuple[str, int]) -> None:
-        assert address[0].startswith("127."), f"datagram to non-loopback {address}"
-        original(self, data, address)
-
-    monkeypatch.setattr(UdxSocket, "send", checked)
-
-
 @pytest.fixture
 async def network() -> AsyncIterator[list[HyperDht]]:
-    nodes: list[HyperDht] = []
-    try:
-        boot = await HyperDht.bootstrapper("127.0.0.1", k=5, **FAST)
-        nodes.append(boot)
-        for _ in range(8):
-            nodes.append(
-                await asyncio.wait_for(
-                    HyperDht.create(bootstrap=[str(boot.address)], ephemeral=False, k=5, **FAST), 10
-                )
-            )
-        await asyncio.wait_for(asyncio.gather(*(n.node.bootstrap() for n in nodes[1:])), 10)
+    """A bootstrapper and 8 persistent HyperDHT nodes (k=5 so queries walk)."""
+    async with python_dht(8, k=5, **FAST) as nodes:
         yield nodes
-    finally:
-        await asyncio.gather(*(n.close() for n in nodes))
 
 
 class _Server:

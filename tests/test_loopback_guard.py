@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections.abc import Iterator
 
 import pytest
 
+import conftest
 from conftest import OffLoopbackError
+
+
+@pytest.fixture(autouse=True)
+def tripped_on_purpose() -> Iterator[None]:
+    """These tests trip the guard deliberately; forget it so teardown does not fail them."""
+    yield
+    conftest._violations.clear()
 
 
 def test_udp_send_off_loopback_is_refused() -> None:
@@ -34,3 +44,10 @@ def test_ipv6_loopback_passes_and_others_do_not() -> None:
             s.sendto(b"x", ("::1", 9, 0, 0))
         except OSError as exc:  # no IPv6 on this host is fine; the guard let it through
             assert not isinstance(exc, OffLoopbackError)
+
+
+def test_a_swallowed_attempt_is_still_remembered() -> None:
+    # swallowed, as an error raised inside an asyncio callback would be
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s, contextlib.suppress(OffLoopbackError):
+        s.sendto(b"x", ("192.0.2.9", 9))
+    assert conftest._violations == ["('192.0.2.9', 9)"]
