@@ -785,6 +785,19 @@ class DhtNode:
     def _on_client_datagram(self, data: bytes, source: tuple[str, int]) -> None:
         self._on_datagram(data, source, self._client)
 
+    def receive_datagram(self, data: bytes, source: tuple[str, int], via: UdxSocket) -> None:
+        """A datagram arrived on another socket of ours (``via``, e.g. a holepunch socket).
+
+        It is handled as if it came in on the node's own socket, except that replies and
+        relays leave through ``via``, so the remote sees the address it wrote to.
+        """
+        self._on_datagram(data, source, via)
+
+    @property
+    def pending_requests(self) -> int:
+        """Requests sent (or queued) and not yet answered, timed out or cancelled."""
+        return len(self._inflight)
+
     def _on_datagram(self, data: bytes, source: tuple[str, int], via: UdxSocket | None = None) -> None:
         """Everything the UDX router did not claim; anything malformed is dropped silently."""
         if self.closed or len(data) < 2:

@@ -86,7 +86,7 @@ class PunchSocket:
         sock = await main.udx.bind(main.address[0], 0)
         punch = cls(sock)
         node = dht.node
-        punch.on_request = lambda data, source: node._on_datagram(data, source, sock)
+        punch.on_request = lambda data, source: node.receive_datagram(data, source, sock)
         pool = _POOLS.get(dht)
         if pool is None:
             pool = _POOLS[dht] = set()
