@@ -362,3 +362,61 @@ async def test_garbage_handshakes_to_js_server_are_refused(js: JsPeer, py: Py) -
     conn.send(b"ok")
     assert await asyncio.wait_for(conn.recv(), WAIT) == b"echo:ok"
     conn.close()
+
+
+async def test_byte_counters_match_js_and_tell_silent_from_active(js: JsPeer, py: Py) -> None:
+    """``raw_bytes_read``/``raw_bytes_written`` count what JS's NoiseSecretStream counts, so
+    hyperswarm's duplicate rule ("the existing connection carried bytes both ways, so the peer
+    redialling must have lost it") decides the same on both sides.
+
+    The same exchange is made by a JS client and by a Python client against a JS echo server,
+    and by a JS client against a Python echo server: the Python counters equal the JS ones of
+    the same role. Before any message both sides count nothing (the id/header exchange is not
+    counted), so a silent connection is not "established" and the key order decides a
+    duplicate; after one message each way it is, and a redial replaces it.
+    """
+    from hyperlobby.swarm.hyperswarm.connection_set import keep_new_connection
+    from hyperlobby.swarm.hyperswarm.swarm import _Slot
+
+    served = await js.call(cmd="listen", mode="echo")
+    message = b"count me"
+    ref = await js.call(cmd="connect", publicKey=served["publicKey"], message=message.hex())
+    assert ref["ok"], ref
+    client = await py.node()
+    conn = await connect(client, bytes.fromhex(served["publicKey"]), timeout=WAIT)
+    # silent: the header exchange is done (a message goes through below) but nothing counts yet
+    assert (conn.raw_bytes_read, conn.raw_bytes_written) == (0, 0)
+    counted = (await js.call(cmd="counters", id=served["id"]))["conns"]
+    mine = [c for c in counted if c["remotePublicKey"] == conn.public_key.hex()]
+    assert [(c["rawBytesRead"], c["rawBytesWritten"]) for c in mine] == [(0, 0)]
+    slot = _Slot(conn.remote_public_key, True)
+    slot.conn = conn
+    assert not slot.established
+    # the duplicate rule for a redial, with the keys ordered so that the key rule keeps the old
+    larger_is_us = conn.public_key > conn.remote_public_key
+    args = {
+        "local_public_key": conn.public_key,
+        "remote_public_key": conn.remote_public_key,
+        "new_is_initiator": not larger_is_us,
+    }
+    assert not keep_new_connection(**args, existing_established=slot.established)
+    # active: one message each way; the counters equal the JS client's for the same exchange
+    conn.send(message)
+    assert await asyncio.wait_for(conn.recv(), WAIT) == b"echo:" + message
+    assert (conn.raw_bytes_read, conn.raw_bytes_written) == (ref["rawBytesRead"], ref["rawBytesWritten"])
+    counted = (await js.call(cmd="counters", id=served["id"]))["conns"]
+    by_key = {c["remotePublicKey"]: (c["rawBytesRead"], c["rawBytesWritten"]) for c in counted}
+    assert slot.established
+    assert keep_new_connection(**args, existing_established=slot.established)
+    # and a Python server counts what the JS server counted for the JS client's exchange
+    dht = await py.node()
+    server, _got, conns = await echo_server(dht)
+    assert server.public_key is not None
+    res = await js.call(cmd="connect", publicKey=server.public_key.hex(), message=message.hex())
+    assert res["ok"], res
+    assert (res["rawBytesRead"], res["rawBytesWritten"]) == (ref["rawBytesRead"], ref["rawBytesWritten"])
+    assert len(conns) == 1
+    js_server_side = by_key[conn.public_key.hex()]
+    assert (conns[0].raw_bytes_read, conns[0].raw_bytes_written) == js_server_side
+    assert js_server_side == (len(message) + 17, len(b"echo:" + message) + 17 + 3)
+    conn.close()

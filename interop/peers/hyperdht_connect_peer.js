@@ -16,11 +16,15 @@
 //       -> {id, publicKey, relayAddresses, coreKey?}
 //   {cmd: "connect", publicKey, message?: hex, relayAddresses?, firewalled?, lan?, fastOpen?}
 //       a client on a fresh node: connect, send `message`, wait for one message back
-//       -> {ok: true, reply: hex, ms, remoteAddress, bound} | {ok: false, code, message, ms}
+//       -> {ok: true, reply: hex, ms, remoteAddress, bound, rawBytesRead, rawBytesWritten}
+//          | {ok: false, code, message, ms}
+//          (rawBytes*: the client's secret-stream counters once the reply arrived)
 //   {cmd: "fetch", publicKey, coreKey, length}
 //       connect and replicate a reader core until it has `length` blocks -> {blocks: [hex]}
 //   {cmd: "knocks", id}  public keys the rejecting server's firewall saw -> {knocks: [hex]}
 //   {cmd: "received", id}  messages the echo server got so far -> {messages: [hex]}
+//   {cmd: "counters", id}  the secret-stream byte counters of the server's connections
+//       -> {conns: [{remotePublicKey, rawBytesRead, rawBytesWritten}]}
 //   {cmd: "bound"}  the host of every socket any JS node has bound (dht-rpc's client and
 //       server sockets, the holepunch socket pool's) -> {hosts: [host]}
 //   {cmd: "quit"}
@@ -149,6 +153,8 @@ async function main() {
         remoteAddress: raw ? { host: raw.remoteHost, port: raw.remotePort } : null,
         handshakeHash: hex(socket.handshakeHash),
         punches: node.stats.punches,
+        rawBytesRead: socket.rawBytesRead,
+        rawBytesWritten: socket.rawBytesWritten,
         bound: boundHosts() // while the connection (and any punch socket) is still open
       }
       socket.end()
@@ -195,6 +201,14 @@ async function main() {
         return out({ messages: servers[msg.id].messages })
       case 'bound':
         return out({ hosts: boundHosts() })
+      case 'counters':
+        return out({
+          conns: servers[msg.id].conns.map((c) => ({
+            remotePublicKey: hex(c.remotePublicKey),
+            rawBytesRead: c.rawBytesRead,
+            rawBytesWritten: c.rawBytesWritten
+          }))
+        })
       case 'quit':
         for (const s of servers) {
           for (const c of s.conns) c.destroy()

@@ -221,8 +221,10 @@ class Replication:
         """Replicate over a connection someone else established (a HyperDHT connection).
 
         ``conn`` is already authenticated and encrypted; its messages are fed to a session
-        synchronously as they are decrypted (no task per message). Returns a future that
-        completes when the connection ends; cancelling it closes the connection.
+        synchronously, a list per read (no task per message), and handled like one TCP read:
+        one storage write group, answers collected into batch frames and written every
+        :data:`~hyperlobby.wire.session.FLUSH_EVERY` messages. Returns a future that completes
+        when the connection ends; cancelling it closes the connection.
         """
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
@@ -231,7 +233,8 @@ class Replication:
         self._connections[conn] = link
         self._open_all(session)
         link.flush()
-        conn.set_receiver(link.receive, link.ended)
+        session.on_output = link.flush
+        conn.set_batch_receiver(link.receive_batch, link.ended)
         if not done.done():
             link.start_ticks()
 
@@ -448,8 +451,10 @@ class MessageConnection(Protocol):
     """An established, encrypted message connection made outside wire (e.g. by HyperDHT).
 
     Only what replication needs: the role and handshake hash (they key the session), a way to
-    send encrypted messages, and a synchronous receiver hook. Lives here so wire never imports
-    the layer that makes such connections.
+    send encrypted messages, and a synchronous receiver hook that marks read boundaries (it
+    gets every message of one read as one list, so the read can be handled as a unit, as the
+    TCP path handles a socket read). Lives here so wire never imports the layer that makes
+    such connections.
     """
 
     @property
@@ -460,9 +465,9 @@ class MessageConnection(Protocol):
 
     def send_batch(self, messages: Sequence[bytes]) -> None: ...
 
-    def set_receiver(
+    def set_batch_receiver(
         self,
-        on_message: Callable[[bytes], None],
+        on_messages: Callable[[list[bytes]], None],
         on_close: Callable[[HyperlobbyError | None], None] | None = None,
     ) -> None: ...
 
@@ -470,7 +475,8 @@ class MessageConnection(Protocol):
 
 
 class _Adopted:
-    """Replication over a :class:`MessageConnection`: messages in by callback, frames out in one batch."""
+    """Replication over a :class:`MessageConnection`: a read's messages in by callback, frames out
+    in batches (the session's ``on_output`` writes out every few messages of a large read)."""
 
     def __init__(
         self,
@@ -485,21 +491,42 @@ class _Adopted:
         self.done = done
         self._timer: asyncio.TimerHandle | None = None
 
-    def receive(self, message: bytes) -> None:
+    def receive_batch(self, messages: list[bytes]) -> None:
+        """One read's messages: verified data is committed in one write group, and the answers
+        leave as batch frames (see ``ReplicationSession.hold``)."""
         session = self.session
         if session is None:
             return
         try:
             with self.owner._write_group():
-                session.receive(message)
-        except HyperlobbyError as err:  # a peer fault, or storage failing under it
+                session.hold()
+                try:
+                    if not self._handle(session, messages):
+                        return
+                finally:
+                    session.release()
+        except HyperlobbyError as err:  # the group's commit failed: storage is unusable for now
             self.conn.close(err)
             return
-        except Exception as exc:  # a bug of ours: drop this peer, keep the node alive
-            _log.exception("replication session failed")
-            self.conn.close(ProtocolError("internal error while handling a peer message", cause=repr(exc)))
-            return
         self.flush()
+
+    def _handle(self, session: ReplicationSession, messages: list[bytes]) -> bool:
+        """Feed ``messages`` to the session; False once the connection was closed."""
+        for message in messages:
+            if self.session is not session:  # ended while handling an earlier one
+                return False
+            try:
+                session.receive(message)
+            except HyperlobbyError as err:  # a peer fault, or storage failing under it
+                self.conn.close(err)
+                return False
+            except Exception as exc:  # a bug of ours: drop this peer, keep the node alive
+                _log.exception("replication session failed")
+                self.conn.close(
+                    ProtocolError("internal error while handling a peer message", cause=repr(exc))
+                )
+                return False
+        return True
 
     def flush(self) -> None:
         session = self.session

@@ -10,15 +10,28 @@ handshake, the secret stream here starts straight at the id/header exchange
 on the wire is each side's stream id and secretstream header.
 
 The connection is an ``asyncio.Protocol`` over a :class:`~hyperlobby.swarm.udx.UdxTransport`,
-so bytes flow by callback with no task per message. Decrypted messages go either to a
-*receiver* callback (what :meth:`Replication.adopt` installs: one synchronous call per
-message, the fast path) or, when none is set, into a bounded queue read with :meth:`recv`.
+so bytes flow by callback with no task per message. Decrypted messages go to one of:
+
+* a *batch receiver* (:meth:`set_batch_receiver`, what :meth:`Replication.adopt` installs, the
+  fast path): the UDX socket reads up to a few hundred datagrams per wake-up, and everything
+  decrypted from such a read is handed over as one list, right after the read (one
+  ``call_soon``). The receiver can then treat the read as one unit, as the TCP path treats one
+  socket read: one storage transaction, answers in batch frames;
+* a *receiver* (:meth:`set_receiver`): one synchronous call per message, as it is decrypted;
+* when neither is set, a bounded queue read with :meth:`recv`.
 When that queue is full, or when UDX holds more unacknowledged data than its high-water mark
 (``pause_writing``), the UDX stream stops reading, which closes its receive window, so a fast
 sender is slowed down instead of memory growing.
 
 Keepalive: like JS (``connectionKeepAlive``, 5 s) an encrypted empty message is written
 after ``keepalive`` seconds without writes; empty messages are dropped on receipt.
+
+Byte counters: :attr:`raw_bytes_read` / :attr:`raw_bytes_written` count encrypted messages
+where JS's NoiseSecretStream does: read, every message after the id/header exchange (its
+ciphertext, without the 3-byte length prefix; keepalives included); written, every message we
+encrypt (with its length prefix; keepalives included). The id/header messages count on
+neither side. hyperswarm's duplicate-connection rule reads them (a connection that carried
+bytes both ways is presumed dead on the peer's side when the peer dials again).
 
 The end is reported once: :attr:`closed` (an ``asyncio.Future[None]``) completes, and
 :attr:`error` says why when it was not a clean end. Nothing a peer sends raises out of a
@@ -34,12 +47,13 @@ from collections.abc import Callable, Sequence
 from hyperlobby.errors import HyperlobbyError, ProtocolError
 from hyperlobby.swarm.hyperdht.noise_wrap import HandshakeFinal
 from hyperlobby.swarm.udx import UdxStream, UdxTransport
-from hyperlobby.wire.secret_stream import Closed, Message, SecretStream
+from hyperlobby.wire.secret_stream import ABYTES, Closed, Message, SecretStream
 
 DEFAULT_KEEPALIVE = 5.0
 QUEUE_MESSAGES = 256
 
 Receiver = Callable[[bytes], None]
+BatchReceiver = Callable[[list[bytes]], None]
 CloseHandler = Callable[[HyperlobbyError | None], None]
 
 
@@ -66,10 +80,17 @@ class DhtConnection(asyncio.Protocol):
         self.closed: asyncio.Future[None] = self.loop.create_future()
         self.error: HyperlobbyError | None = None
         self.keepalive = keepalive
-        self._secret = SecretStream(final.is_initiator, handshake=final.noise_result())
+        # Empty messages are let through so that keepalives are counted like JS counts them;
+        # _deliver drops them.
+        self._secret = SecretStream(final.is_initiator, handshake=final.noise_result(), filter_empty=False)
+        self.raw_bytes_read = 0
+        self.raw_bytes_written = 0
         self._queue: deque[bytes] = deque()
         self._readable: asyncio.Future[None] | None = None
         self._receiver: Receiver | None = None
+        self._batch_receiver: BatchReceiver | None = None
+        self._batch: list[bytes] = []  # decrypted, waiting for the end of the socket read
+        self._batch_handle: asyncio.Handle | None = None
         self._on_close: CloseHandler | None = None
         self._eof = False
         self._paused_for_queue = False
@@ -92,14 +113,19 @@ class DhtConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         for event in self._secret.receive_data(data):
             if isinstance(event, Message):
-                self._deliver(event.data)
+                message = event.data
+                self.raw_bytes_read += len(message) + ABYTES
+                if message:
+                    self._deliver(message)
             elif isinstance(event, Closed):
+                self._deliver_batch()  # what was verified before the bad frame still counts
                 self._shutdown(event.error)
                 return
             if self.closed.done():
                 return
 
     def eof_received(self) -> bool:
+        self._deliver_batch()
         events = self._secret.receive_eof()
         error = next((e.error for e in events if isinstance(e, Closed)), None)
         self._eof = True
@@ -134,14 +160,14 @@ class DhtConnection(asyncio.Protocol):
         """Encrypt and queue one message (it leaves at the end of this loop iteration)."""
         if self.closed.done():
             raise self.error or ProtocolError("connection is closed")
-        self._write(self._secret.send(data))
+        self._write(self._secret.send(data), 1)
 
     def send_batch(self, messages: Sequence[bytes]) -> None:
         """Encrypt several messages and hand them to UDX as one write."""
         if self.closed.done() or not messages:
             return
         send = self._secret.send
-        self._write(b"".join([send(msg) for msg in messages]))
+        self._write(b"".join([send(msg) for msg in messages]), len(messages))
 
     async def drain(self) -> None:
         """Wait until the UDX stream's unacknowledged bytes fall to its high-water mark."""
@@ -167,10 +193,32 @@ class DhtConnection(asyncio.Protocol):
 
     def set_receiver(self, on_message: Receiver, on_close: CloseHandler | None = None) -> None:
         """Deliver messages to ``on_message`` from now on (queued ones first), synchronously."""
+        self._deliver_batch()
+        self._batch_receiver = None
         self._receiver = on_message
         self._on_close = on_close
         while self._queue and self._receiver is on_message:
             on_message(self._queue.popleft())
+        if self._paused_for_queue:
+            self._paused_for_queue = False
+            self._update_reading()
+        if self.closed.done() and on_close is not None:
+            on_close(self.error)
+
+    def set_batch_receiver(self, on_messages: BatchReceiver, on_close: CloseHandler | None = None) -> None:
+        """Deliver messages to ``on_messages`` from now on, a list per UDX socket read.
+
+        Messages that were queued before are delivered at once, as one list. ``on_close`` is
+        called once when the connection ends (at once if it already has), after every message
+        received before the end was delivered.
+        """
+        self._receiver = None
+        self._batch_receiver = on_messages
+        self._on_close = on_close
+        if self._queue:
+            self._batch.extend(self._queue)
+            self._queue.clear()
+            self._deliver_batch()
         if self._paused_for_queue:
             self._paused_for_queue = False
             self._update_reading()
@@ -203,6 +251,13 @@ class DhtConnection(asyncio.Protocol):
     # --- internals -------------------------------------------------------------------------------
 
     def _deliver(self, message: bytes) -> None:
+        if self._batch_receiver is not None:
+            self._batch.append(message)
+            if self._batch_handle is None:
+                # The socket hands us its datagrams one by one within one read; the read is over
+                # when control returns to the loop.
+                self._batch_handle = self.loop.call_soon(self._deliver_batch)
+            return
         receiver = self._receiver
         if receiver is not None:
             receiver(message)
@@ -212,6 +267,17 @@ class DhtConnection(asyncio.Protocol):
         if len(self._queue) >= QUEUE_MESSAGES and not self._paused_for_queue:
             self._paused_for_queue = True
             self._update_reading()
+
+    def _deliver_batch(self) -> None:
+        """Hand what this read decrypted to the batch receiver (in order, once)."""
+        if self._batch_handle is not None:
+            self._batch_handle.cancel()
+            self._batch_handle = None
+        receiver = self._batch_receiver
+        if not self._batch or receiver is None:
+            return
+        batch, self._batch = self._batch, []
+        receiver(batch)
 
     def _update_reading(self) -> None:
         """Read iff neither a full receive queue nor a full send buffer holds us back."""
@@ -228,10 +294,14 @@ class DhtConnection(asyncio.Protocol):
         if self._readable is not None and not self._readable.done():
             self._readable.set_result(None)
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, messages: int = 0) -> None:
+        """Write ``data``; ``messages`` encrypted messages in it count toward :attr:`raw_bytes_written`
+        (the id/header message does not, as in JS)."""
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
             self._last_write = self.loop.time()
+            if messages:
+                self.raw_bytes_written += len(data)
 
     def _arm_keepalive(self) -> None:
         if self.keepalive is None or self.closed.done():
@@ -245,7 +315,7 @@ class DhtConnection(asyncio.Protocol):
             return
         if self.loop.time() - self._last_write >= self.keepalive:
             try:
-                self._write(self._secret.keepalive())
+                self._write(self._secret.keepalive(), 1)
             except HyperlobbyError:
                 return
         self._arm_keepalive()
@@ -260,6 +330,12 @@ class DhtConnection(asyncio.Protocol):
     def _finish(self, error: HyperlobbyError | None) -> None:
         if self.closed.done():
             return
+        # The peer's clean end and a bad frame deliver what came before them (eof_received,
+        # data_received); when we close, or the stream fails, the undelivered rest is dropped.
+        if self._batch_handle is not None:
+            self._batch_handle.cancel()
+            self._batch_handle = None
+        self._batch.clear()
         if error is not None and self.error is None:
             self.error = error
         if self._keepalive_timer is not None:
