@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -167,7 +167,7 @@ async def test_query_stream_early_exit_and_reuse(network: list[HyperDht]) -> Non
             await asyncio.wait_for(network[1 + i].announce(topic, key_pair()), 10)
         stream = client.lookup(topic)
         first = await anext(stream)
-        rest = [r async for r in stream]  # leaving early keeps the rest for a later loop
+        rest = [r async for r in stream]  # pulling with anext() stops nothing: a loop gets the rest
         assert first not in rest and len(rest) >= 3
         assert [r async for r in stream] == []  # and once ended it stays ended
         stream = client.lookup(topic)
@@ -182,6 +182,74 @@ async def test_query_stream_early_exit_and_reuse(network: list[HyperDht]) -> Non
         assert len(query.closest_replies) == 5
         assert all(r.response.token is not None for r in query.closest_replies)
         assert await client.find_peer_first(key_pair().public_key) is None
+    finally:
+        await client.close()
+
+
+@contextlib.contextmanager
+def _silent_addresses(n: int) -> Iterator[list[Address]]:
+    """Loopback UDP ports that take requests and never answer (they stay outstanding)."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        yield [Address("127.0.0.1", s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+async def _settled(node: HyperDht) -> int:
+    """Outstanding requests once a few loop iterations passed (bounded: well under the 2 s
+    request timeout the silent nodes would otherwise take to time out)."""
+    for _ in range(50):
+        if node.node.pending_requests == 0:
+            break
+        await asyncio.sleep(0.01)
+    return node.node.pending_requests
+
+
+@pytest.mark.parametrize("how", ["break", "return", "raise", "async-with"])
+async def test_leaving_a_query_loop_early_stops_its_requests(network: list[HyperDht], how: str) -> None:
+    """A consumer that leaves ``async for`` early does not leave the walk running.
+
+    Three silent nodes seed the query, so when the first reply arrives their requests are still
+    outstanding (they would be for 2 s x 2 tries); leaving the loop must cancel them at once.
+    """
+    options = {**FAST, "request_timeout": 2.0}
+    client = await HyperDht.create(bootstrap=[str(network[0].address)], k=5, **options)
+    try:
+        topic = blake2b256(b"leave early " + how.encode())
+        await asyncio.wait_for(network[1].announce(topic, key_pair()), 10)
+        assert await _settled(client) == 0
+        with _silent_addresses(3) as silent:
+            stream = client.lookup(topic, nodes=silent)
+            outstanding: list[int] = []
+
+            async def consume() -> None:
+                async for _reply in stream:
+                    outstanding.append(client.node.pending_requests)
+                    if how == "break":
+                        break
+                    if how == "return":
+                        return
+                    raise LookupError("consumer failed")
+
+            if how == "async-with":
+                async with stream:
+                    async for _reply in stream:
+                        outstanding.append(client.node.pending_requests)
+                        break
+            elif how == "raise":
+                with pytest.raises(LookupError):
+                    await consume()
+            else:
+                await consume()
+            assert outstanding and outstanding[0] >= 3  # the silent nodes' requests were running
+            assert await _settled(client) == 0
+            assert [r async for r in stream] == []  # a stopped stream stays ended
+            with pytest.raises(QueryFailed):
+                await stream.finished()
     finally:
         await client.close()
 

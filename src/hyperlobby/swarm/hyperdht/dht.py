@@ -21,6 +21,9 @@ A :class:`HyperDht` is a :class:`~hyperlobby.swarm.dht_rpc.DhtNode` plus HyperDH
 Queries are exposed as :class:`QueryStream` objects: async-iterable (each useful reply, as
 it arrives) and awaitable through :meth:`QueryStream.finished` (the finished
 :class:`~hyperlobby.swarm.dht_rpc.Query`, whose ``closest_replies`` carry the tokens).
+Leaving an ``async for`` over a stream early stops its query (its requests are cancelled), so
+a consumer that found what it wanted does not leave the walk running; ``async with`` a stream
+stops it deterministically when the block ends.
 
 Bootstrap addresses are never implied. :data:`PUBLIC_BOOTSTRAP` is the public HyperDHT list
 for an application to pass explicitly; this library never uses it on its own.
@@ -31,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
@@ -130,10 +133,19 @@ class QueryStream(Generic[T]):
     :attr:`result`, and a failed commit is raised at the end of the iteration / by
     :meth:`finished`.
 
-    The query starts on first use and always ends by itself (bounded by ``timeout``). The
-    stream is its own iterator: leaving an ``async for`` early leaves the rest buffered for a
-    later loop; :meth:`aclose` stops the query at once (then :meth:`finished` raises
-    :class:`QueryFailed`).
+    The query starts on first use and always ends by itself (bounded by ``timeout``). Ways to
+    stop it earlier, each cancelling its outstanding requests:
+
+    * leave an ``async for`` loop over the stream (``break``, ``return``, an exception): the
+      loop's iterator stops the query when it is closed, which asyncio does as soon as the
+      iterator is dropped (at once on CPython, as the loop held the only reference);
+    * use the stream as an async context manager: ``async with dht.lookup(t) as stream:``
+      stops it, and waits for it to stop, when the block ends, whatever happened inside;
+    * call :meth:`aclose` (waits) or :meth:`stop` (does not).
+
+    A loop that runs to the end leaves nothing to stop. :meth:`__anext__` (``anext(stream)``)
+    pulls items without a loop and stops nothing. Once stopped, iterating ends at once and
+    :meth:`finished` raises :class:`QueryFailed`.
     """
 
     _END: Final = object()
@@ -163,6 +175,7 @@ class QueryStream(Generic[T]):
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._task: asyncio.Task[Query] | None = None
         self._ended = False
+        self._stopped = False
 
     def _start(self) -> asyncio.Task[Query]:
         if self._task is None:
@@ -196,13 +209,39 @@ class QueryStream(Generic[T]):
     async def finished(self) -> Query:
         """Run the query (and its commit) to the end and return it; un-iterated items stay queued."""
         task = self._start()
-        if task.cancelled():
+        if self._stopped and (task.cancelled() or not task.done()):
             raise QueryFailed("the query was stopped early", target=self.target.hex())
-        return await task
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and self._stopped and (current is None or not current.cancelling()):
+                raise QueryFailed("the query was stopped early", target=self.target.hex()) from None
+            raise
 
-    def __aiter__(self) -> QueryStream[T]:
+    def __aiter__(self) -> AsyncIterator[T]:
+        """A loop's iterator: when the loop is left before the end, the query is stopped."""
         self._start()
+        return self._loop_items()
+
+    async def _loop_items(self) -> AsyncIterator[T]:
+        try:
+            while True:
+                try:
+                    item = await self.__anext__()
+                except StopAsyncIteration:
+                    return
+                yield item
+        finally:
+            # Reached by a loop left early (asyncio closes a dropped async generator) as well
+            # as by the end; stopping an ended query does nothing.
+            self.stop()
+
+    async def __aenter__(self) -> QueryStream[T]:
         return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     async def __anext__(self) -> T:
         if self._ended:
@@ -218,14 +257,30 @@ class QueryStream(Generic[T]):
         result: T = item
         return result
 
-    async def aclose(self) -> None:
-        """Stop the query now (what to do after leaving an ``async for`` early)."""
-        self._ended = True
+    def stop(self) -> None:
+        """Stop the query now without waiting: its outstanding requests are cancelled (their
+        tasks finish on the next loop iterations) and iterating ends."""
         task = self._task
         if task is not None and not task.done():
+            self._stopped = True
+            self._ended = True
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, HyperlobbyError):
-                await task
+
+    async def aclose(self) -> None:
+        """Stop the query and wait until its requests are cancelled."""
+        self.stop()
+        self._ended = True
+        task = self._task
+        if task is None or task.done():
+            return
+        try:
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # we are being cancelled ourselves, not just the query
+        except HyperlobbyError:
+            pass
 
 
 def _map_lookup(reply: QueryReply) -> LookupReply | None:

@@ -191,19 +191,21 @@ class PeerDiscovery:
         await asyncio.gather(*work)
 
     async def _consume(self, replies: Any) -> None:
-        """Hand every peer in a query's replies to the swarm (while we are a client)."""
+        """Hand every peer in a query's replies to the swarm (while we are a client).
+
+        However this ends (the last reply, a cancelled refresh, an error), the query is stopped
+        here rather than left to run to its own timeout.
+        """
         try:
             async for reply in replies:
                 if not self.is_client or not self.active:
                     continue
                 for peer in getattr(reply, "peers", ()):
                     self._on_peer(peer)
-        except asyncio.CancelledError:
-            close = getattr(replies, "aclose", None)
-            if close is not None:  # stop the query now rather than at its own timeout
-                with contextlib.suppress(Exception):
-                    await close()
-            raise
+        finally:
+            stop = getattr(replies, "stop", None)
+            if stop is not None:  # a QueryStream: cancel its requests without waiting
+                stop()
 
     def _refresh_later(self, *, eager: bool) -> None:
         jitter = self._rng.random() * self.jitter
