@@ -357,3 +357,15 @@ def test_fast_paths_match_the_generic_codecs(msg: Message, data: st.DataObject) 
     mutated += data.draw(st.binary(max_size=4))
     for kind in (1, 3):
         assert _fast_decode(kind, bytes(mutated)) == _generic_decode(kind, bytes(mutated))
+
+
+def test_reused_proof_nodes_match_index_and_size() -> None:
+    """Decoded proof nodes are shared between messages by hash: a node with the same hash but
+    another index or size must still decode to its own values."""
+    h = bytes(range(32))
+    first = Data(1, 0, DataBlock(4, b"a", (TreeNode(6, 2, h),)))
+    again = Data(2, 0, DataBlock(8, b"b", (TreeNode(6, 2, h),)))
+    moved = Data(3, 0, DataBlock(8, b"b", (TreeNode(10, 2, h),)))
+    resized = Data(4, 0, DataBlock(8, b"b", (TreeNode(6, 3, h),)))
+    for msg in (first, again, moved, resized, first):
+        assert decode_message(*encode_message(msg)) == msg

@@ -53,6 +53,13 @@ INVALID_REQUEST: Final = 2
 
 _NODE_MIN_SIZE = 34  # uint index + uint size + 32-byte hash
 
+_NODE_MEMO: dict[bytes, TreeNode] = {}
+"""Proof nodes decoded lately, by hash. A pipelined download receives the same upper nodes in
+many consecutive proofs (the sibling at level ``j`` is shared by ``2^j`` blocks), and building a
+frozen record costs more than the rest of decoding a node; a node is reused only if index and
+size match too, so what a message decodes to is unchanged. Bounded: cleared when full."""
+_NODE_MEMO_MAX = 4096
+
 
 # --- records ------------------------------------------------------------------------------------
 
@@ -749,6 +756,8 @@ def _decode_data_block(buf: bytes) -> Data:
         raise _Slow
     nodes: list[TreeNode] = []
     append = nodes.append
+    memo = _NODE_MEMO
+    memo_get = memo.get
     for _ in range(count):
         # Index and size written out for the 1-, 3- and 5-byte forms (proofs carry ~8 nodes).
         if pos + 43 > end:  # the largest fast-path node; shorter tails take the careful path
@@ -782,7 +791,14 @@ def _decode_data_block(buf: bytes) -> Data:
         stop = pos + 32
         if stop > end:
             raise _Slow
-        append(TreeNode(node_index, node_size, buf[pos:stop]))
+        h = buf[pos:stop]
+        node = memo_get(h)
+        if node is None or node.index != node_index or node.size != node_size:
+            node = TreeNode(node_index, node_size, h)
+            if len(memo) >= _NODE_MEMO_MAX:
+                memo.clear()
+            memo[h] = node
+        append(node)
         pos = stop
     return Data(request, fork, DataBlock(index, value, tuple(nodes)))
 
