@@ -84,10 +84,12 @@ class _Slot:
     def established(self) -> bool:
         """Carried bytes both ways, so the far end thought it open: hyperswarm's "outdated" test.
 
-        Uses the connection's ``raw_bytes_read``/``raw_bytes_written`` when it counts them. A
-        connection without counters counts as established once it is open: a DHT connection is
-        handed over with its handshake done and its secret-stream header on the wire, which is
-        when JS's counters both become non-zero. A dial still in flight never is.
+        Uses the connection's ``raw_bytes_read``/``raw_bytes_written`` when it counts them (a
+        :class:`~hyperlobby.swarm.hyperdht.connection.DhtConnection` counts them as JS's
+        secret-stream does: encrypted messages after the id/header exchange, keepalives
+        included), so a connection that is open but has carried nothing yet is not established,
+        exactly as in JS. A connection without counters counts as established once it is open.
+        A dial still in flight never is.
         """
         c = self.conn
         if c is None or c.closed.done():
