@@ -341,7 +341,10 @@ async def test_announce_stream_yields_the_topic_peers_then_commits(network: list
         seen = {p.public_key async for r in stream for p in r.peers}
         assert first.public_key in seen  # the other peer, learnt on the announce's own walk
         assert stream.result is not None and stream.result.committed >= 4
-        found = [{p.public_key for p in r.peers} async for r in network[7].lookup(topic)]
+        # Looked up from the ephemeral client: a storage node never asks itself, so a lookup
+        # from one that is among the closest holders sees one holder fewer (it failed that way
+        # about one run in five when network[7] looked up).
+        found = [{p.public_key for p in r.peers} async for r in client.lookup(topic)]
         assert sum(1 for s in found if {first.public_key, second.public_key} <= s) >= 4
     finally:
         await client.close()
