@@ -602,3 +602,24 @@ def test_bad_constructor_and_requests() -> None:
     empty = MerkleTree(DictReader())
     assert empty.proof(ProofRequest(0, upgrade=UpgradeRequest(0, 1))) == Proof(fork=0)
     assert empty.tree_hash() == bytes.fromhex("") or len(empty.tree_hash()) == 32
+
+
+def test_record_builder_makes_ordinary_frozen_records() -> None:
+    from hyperlobby.core.proofs import record_builder, tree_node
+
+    node = tree_node(6, 3, b"h" * 32)
+    assert type(node) is TreeNode and node == TreeNode(6, 3, b"h" * 32)
+    assert hash(node) == hash(TreeNode(6, 3, b"h" * 32))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        node.size = 4  # type: ignore[misc]
+    build = record_builder(TreeUpdate)
+    fields = (1, 2, 3, (node,), (), None, False, 2, 1, 2, None, None)
+    update = build(*fields)
+    assert type(update) is TreeUpdate and update == TreeUpdate(*fields)
+    assert update.with_signature(b"s").signature == b"s"  # methods come with the class
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Child(TreeNode):
+        extra: int
+
+    assert record_builder(Child) is Child  # a layout it does not handle: the class itself

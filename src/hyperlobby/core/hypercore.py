@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from hyperlobby.core.merkle import MerkleTree, ReorgBatch, TreeUpdate, obsolete_nodes
-from hyperlobby.core.proofs import Proof, ProofRequest, TreeNode
+from hyperlobby.core.proofs import Proof, ProofRequest, TreeNode, record_builder
 from hyperlobby.core.storage.base import CoreRecord, Head, StorageBackend, WriteBatch
 from hyperlobby.core.storage.memory import MemoryStorage
 from hyperlobby.crypto.hashes import discovery_key as make_discovery_key
@@ -55,6 +55,7 @@ BytesLike = bytes | bytearray | memoryview
 
 _NODE_CACHE_SIZE = 4096
 _UNKNOWN = TreeNode(-1, 0, b"")  # a node cache miss (None is a cached "not stored")
+_head = record_builder(Head)  # positional, every field (a reader builds one per stored block)
 _log = logging.getLogger(__name__)
 
 
@@ -553,7 +554,7 @@ class Hypercore:
         t = update if update.upgraded else self._tree
         signature = update.signature if update.upgraded else self._tree.signature
         if update.upgraded or contiguous != self._bitfield.contiguous:
-            batch.head = Head(t.fork, t.length, t.byte_length, tuple(t.roots), signature, contiguous)
+            batch.head = _head(t.fork, t.length, t.byte_length, tuple(t.roots), signature, contiguous)
         if not batch.is_empty():
             self._storage.write(self._id, batch)
         if update.upgraded:

@@ -55,6 +55,8 @@ from hyperlobby.core.proofs import (
     Proof,
     ProofRequest,
     TreeNode,
+    record_builder,
+    tree_node,
 )
 from hyperlobby.crypto.hashes import leaf_hash, parent_hash, tree_hash
 from hyperlobby.errors import BlockNotAvailableError, CoreError, StorageError, VerificationError
@@ -157,6 +159,9 @@ class TreeUpdate:
     def truncated(self) -> bool:
         """True when stored nodes of the old tree must be deleted (see :func:`obsolete_nodes`)."""
         return self.ancestors < self.base_length
+
+
+_tree_update = record_builder(TreeUpdate)  # positional, every field (a verified block builds one)
 
 
 def obsolete_nodes(ancestors: int, old_length: int) -> tuple[range, tuple[int, ...]]:
@@ -1012,7 +1017,7 @@ class MerkleTree:
         blake = hashlib.blake2b
         pack_head = _PARENT_HEAD.pack
         value = block.value
-        top = TreeNode(pos, len(value), leaf_hash(value))
+        top = tree_node(pos, len(value), leaf_hash(value))
         new: list[TreeNode] = []
         held = get(pos) if pos < head else None
         if held is None:
@@ -1049,7 +1054,7 @@ class MerkleTree:
             else:
                 h.update(top.hash)
                 h.update(sib.hash)
-            top = TreeNode(ppos, total, h.digest())
+            top = tree_node(ppos, total, h.digest())
             new.append(sib)
             pos = ppos
             bit <<= 1
@@ -1063,7 +1068,7 @@ class MerkleTree:
                 trusted = True
         if not trusted:
             raise VerificationError("proof does not lead to a trusted node", index=pos)
-        return TreeUpdate(
+        return _tree_update(
             self.fork,
             self.length,
             self.byte_length,

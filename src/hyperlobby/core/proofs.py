@@ -10,7 +10,39 @@ how they are checked.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
+
+_R = TypeVar("_R")
+
+
+def record_builder(cls: type[_R]) -> Callable[..., _R]:
+    """A fast positional constructor for the frozen, slotted record class ``cls``.
+
+    A frozen dataclass sets each field through ``object.__setattr__`` (its own ``__setattr__``
+    refuses), which makes building one ~4x slower than a plain slotted object; the replication
+    hot path builds ~15 records per block. The builder fills an instance of a plain twin class
+    with the same slots, then gives it ``cls`` as its class: the result is an ordinary, equal,
+    immutable instance of ``cls``. Arguments are every field, in declaration order (no
+    defaults). A class this does not fit (a base with fields, other slots) gets ``cls`` itself.
+    """
+    names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    if cls.__bases__ != (object,) or getattr(cls, "__slots__", None) != names:
+        return cls
+    twin = type(f"_{cls.__name__}Twin", (), {"__slots__": names})
+    args = ", ".join(names)
+    body = "".join(f"    _o.{n} = {n}\n" for n in names)
+    source = f"def build({args}):\n    _o = _new(_twin)\n{body}    _o.__class__ = _cls\n    return _o\n"
+    scope: dict[str, Any] = {"_new": object.__new__, "_twin": twin, "_cls": cls}
+    try:
+        exec(source, scope)  # the way dataclasses itself writes __init__
+        build: Callable[..., _R] = scope["build"]
+        build(*([None] * len(names)))  # the class swap is refused for an incompatible layout
+    except (TypeError, SyntaxError):
+        return cls
+    return build
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +52,10 @@ class TreeNode:
     index: int
     size: int
     hash: bytes
+
+
+tree_node: Callable[[int, int, bytes], TreeNode] = record_builder(TreeNode)
+"""``TreeNode(index, size, hash)``, faster (see :func:`record_builder`)."""
 
 
 # --- what a requester asks for ----------------------------------------------------------------

@@ -39,6 +39,8 @@ from hyperlobby.core.proofs import (
     SeekRequest,
     TreeNode,
     UpgradeRequest,
+    record_builder,
+    tree_node,
 )
 from hyperlobby.encoding import compact as c
 from hyperlobby.encoding.compact import State
@@ -112,6 +114,13 @@ class Data:
     seek: DataSeek | None = None
     upgrade: DataUpgrade | None = None
     manifest: bytes | None = None
+
+
+# Fast positional constructors for the records a download builds per block (record_builder).
+_request = record_builder(Request)
+_data = record_builder(Data)
+_block_request = record_builder(BlockRequest)
+_data_block = record_builder(DataBlock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -722,7 +731,7 @@ def _decode_block_request(buf: bytes) -> Request:
     index, pos = _uint_at(buf, pos, end)
     nodes, pos = _uint_at(buf, pos, end)
     priority = _uint_at(buf, pos, end)[0] if flags == 33 else 0
-    return Request(rid, fork, BlockRequest(index, nodes), None, None, None, False, priority)
+    return _request(rid, fork, _block_request(index, nodes), None, None, None, False, priority)
 
 
 def _encode_data_block(m: Data, block: DataBlock) -> bytes:
@@ -794,13 +803,13 @@ def _decode_data_block(buf: bytes) -> Data:
         h = buf[pos:stop]
         node = memo_get(h)
         if node is None or node.index != node_index or node.size != node_size:
-            node = TreeNode(node_index, node_size, h)
+            node = tree_node(node_index, node_size, h)
             if len(memo) >= _NODE_MEMO_MAX:
                 memo.clear()
             memo[h] = node
         append(node)
         pos = stop
-    return Data(request, fork, DataBlock(index, value, tuple(nodes)))
+    return _data(request, fork, _data_block(index, value, tuple(nodes)), None, None, None, None)
 
 
 def encode_message(msg: Message) -> tuple[int, bytes]:

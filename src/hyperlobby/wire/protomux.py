@@ -53,6 +53,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from hyperlobby.core.proofs import record_builder
 from hyperlobby.encoding import compact as c
 from hyperlobby.encoding.compact import State, uint_bytes, uint_size
 from hyperlobby.errors import DecodeError, HyperlobbyError, ProtocolError
@@ -161,6 +162,9 @@ class ChannelMessage:
     channel: Channel
     type: int
     body: bytes
+
+
+_channel_message = record_builder(ChannelMessage)  # one per message received: built fast
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,7 +449,7 @@ class Mux:
 
     def _deliver(self, ch: Channel, type_: int, body: bytes) -> None:
         if ch.message_types is None or type_ < ch.message_types:
-            self._events.append(ChannelMessage(ch, type_, body))
+            self._events.append(_channel_message(ch, type_, body))
 
     def _on_control(self, type_: int, state: State, depth: int) -> None:
         if type_ == _CONTROL_BATCH:

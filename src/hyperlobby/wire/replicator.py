@@ -56,7 +56,14 @@ from typing import Protocol
 
 from hyperlobby.core.hypercore import AppendEvent, Hypercore
 from hyperlobby.core.merkle import ReorgBatch
-from hyperlobby.core.proofs import BlockRequest, HashRequest, Proof, ProofRequest, UpgradeRequest
+from hyperlobby.core.proofs import (
+    BlockRequest,
+    HashRequest,
+    Proof,
+    ProofRequest,
+    UpgradeRequest,
+    record_builder,
+)
 from hyperlobby.crypto.caps import replication_capability
 from hyperlobby.crypto.manifest import Manifest
 from hyperlobby.errors import (
@@ -88,6 +95,11 @@ _log = logging.getLogger(__name__)
 SEGMENT_BLOCKS = 1 << 21  # the unit of a `want` (hypercore.md §7)
 PAGE_BITS = 32768  # bits per `bitfield` message when answering a want
 LAST_BLOCKS = 256  # newer blocks are announced to every peer, older ones only if wanted
+# Fast positional constructors for the records built per block (see record_builder).
+_request = record_builder(Request)
+_block_request = record_builder(BlockRequest)
+_proof = record_builder(Proof)
+
 MAX_INVALID_REQUESTS = 64  # malformed requests tolerated from one peer before we hang up
 DEFAULT_MAX_INFLIGHT = 128  # block requests in flight per peer
 DEFAULT_REQUEST_TIMEOUT = 20.0  # seconds before a request is cancelled and re-asked elsewhere
@@ -535,7 +547,7 @@ class CoreReplicator:
             return _NOBODY
         nodes = self.core.missing_nodes(index)
         inflight = best.request(
-            block=BlockRequest(index, nodes), priority=1 if index in self._wanted_blocks else 0
+            block=_block_request(index, nodes), priority=1 if index in self._wanted_blocks else 0
         )
         self._inflight_blocks[index] = inflight
         return _SENT
@@ -720,15 +732,7 @@ class Peer:
         rid = self._free_ids.pop() if self._free_ids else self._take_id()
         if fork is None:
             fork = self.remote_fork if upgrade is not None else self.core.fork
-        msg = Request(
-            id=rid,
-            fork=fork,
-            block=block,
-            hash=hash,
-            upgrade=upgrade,
-            manifest=manifest,
-            priority=priority,
-        )
+        msg = _request(rid, fork, block, hash, None, upgrade, manifest, priority)
         inflight = _Inflight(rid, self, msg, self.replicator.clock())
         self.inflight[rid] = inflight
         self.transport.send(msg)
@@ -920,7 +924,7 @@ class Peer:
             # An older fork: an answer to a request from before we moved on. Useless now.
             self.replicator.schedule()
             return
-        proof = Proof(fork=msg.fork, block=msg.block, hash=msg.hash, seek=msg.seek, upgrade=msg.upgrade)
+        proof = _proof(msg.fork, msg.block, msg.hash, msg.seek, msg.upgrade)
         try:
             update = core.verify_and_store(proof)
         except VerificationError as exc:
