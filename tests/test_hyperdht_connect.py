@@ -477,3 +477,45 @@ async def test_listen_twice_and_close_is_bounded(net: Net) -> None:
     client_dht = await net.peer(persistent=True)
     with pytest.raises((PeerNotFound, PeerConnectionFailed)):
         await connect(client_dht, kp.public_key, timeout=5)
+
+
+async def test_a_batch_receiver_gets_each_read_as_one_list_in_order(net: Net) -> None:
+    """Messages decrypted from one socket read reach a batch receiver together, in order; the
+    end is reported after everything received before it; the counters see every message."""
+    server_dht = await net.peer(persistent=True)
+    client_dht = await net.peer(persistent=True)
+    accepted: asyncio.Queue[DhtConnection] = asyncio.Queue()
+
+    async def on_connection(conn: DhtConnection) -> None:
+        await accepted.put(conn)
+
+    server = create_server(server_dht, on_connection=on_connection)
+    await server.listen(key_pair())
+    assert server.public_key is not None
+    conn = await connect(client_dht, server.public_key, timeout=WAIT)
+    peer = await asyncio.wait_for(accepted.get(), WAIT)
+    reads: list[list[bytes]] = []
+    ended: list[object] = []
+    early = [b"before the receiver %d" % i for i in range(3)]
+    for msg in early:
+        conn.send(msg)
+    for _ in range(100):  # bounded: until the early ones are queued on the peer
+        if peer._queue:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    peer.set_batch_receiver(reads.append, ended.append)
+    assert reads == [early]  # what was queued arrives at once, as one list
+    messages = [b"m%03d" % i for i in range(200)]
+    conn.send_batch(messages)
+    conn.send(b"")  # a keepalive: counted, never delivered
+    conn.send(b"last")
+    conn.close()
+    await asyncio.wait_for(peer.wait_closed(), WAIT)
+    got = [m for read in reads[1:] for m in read]
+    assert got == [*messages, b"last"]
+    assert len(reads) - 1 < len(got) // 4  # many messages per call, not one call each
+    assert ended == [None]  # a clean end, reported after the last message
+    sizes = [len(m) for m in [*early, *messages, b"", b"last"]]
+    assert conn.raw_bytes_written == sum(n + 17 + 3 for n in sizes)
+    assert peer.raw_bytes_read == sum(n + 17 for n in sizes)

@@ -394,12 +394,16 @@ async def test_byte_counters_match_js_and_tell_silent_from_active(js: JsPeer, py
     assert not slot.established
     # the duplicate rule for a redial, with the keys ordered so that the key rule keeps the old
     larger_is_us = conn.public_key > conn.remote_public_key
-    args = {
-        "local_public_key": conn.public_key,
-        "remote_public_key": conn.remote_public_key,
-        "new_is_initiator": not larger_is_us,
-    }
-    assert not keep_new_connection(**args, existing_established=slot.established)
+
+    def redial_wins(established: bool) -> bool:
+        return keep_new_connection(
+            local_public_key=conn.public_key,
+            remote_public_key=conn.remote_public_key,
+            new_is_initiator=not larger_is_us,
+            existing_established=established,
+        )
+
+    assert not redial_wins(slot.established)
     # active: one message each way; the counters equal the JS client's for the same exchange
     conn.send(message)
     assert await asyncio.wait_for(conn.recv(), WAIT) == b"echo:" + message
@@ -407,7 +411,7 @@ async def test_byte_counters_match_js_and_tell_silent_from_active(js: JsPeer, py
     counted = (await js.call(cmd="counters", id=served["id"]))["conns"]
     by_key = {c["remotePublicKey"]: (c["rawBytesRead"], c["rawBytesWritten"]) for c in counted}
     assert slot.established
-    assert keep_new_connection(**args, existing_established=slot.established)
+    assert redial_wins(slot.established)
     # and a Python server counts what the JS server counted for the JS client's exchange
     dht = await py.node()
     server, _got, conns = await echo_server(dht)
