@@ -209,8 +209,9 @@ class DhtConnection(asyncio.Protocol):
         """Deliver messages to ``on_messages`` from now on, a list per UDX socket read.
 
         Messages that were queued before are delivered at once, as one list. ``on_close`` is
-        called once when the connection ends (at once if it already has), after every message
-        received before the end was delivered.
+        called once when the connection ends (at once if it already has). A clean end from the
+        peer, or a bad frame, is reported after the messages that came before it; when we close
+        or the UDX stream fails, messages of the current read not yet handed over are dropped.
         """
         self._receiver = None
         self._batch_receiver = on_messages
