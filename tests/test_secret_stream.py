@@ -376,6 +376,34 @@ def test_fuzz_framing_roundtrip_any_chunking(payloads: list[bytes], cuts: list[i
     assert got == payloads and dec.buffered == 0
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.binary(max_size=300), max_size=20),
+    st.lists(st.integers(1, 64), min_size=1),
+    st.lists(st.integers(0, 3), min_size=1),
+)
+def test_fuzz_framing_pulls_late(payloads: list[bytes], cuts: list[int], pulls: list[int]) -> None:
+    """Chunks appended before the frames already held are pulled (straddling or not) still come
+    out in order and whole."""
+    wire = b"".join(encode_frame(p) for p in payloads)
+    dec = FrameDecoder()
+    got: list[bytes] = []
+    pos = 0
+    i = 0
+    while pos < len(wire):
+        dec.append(wire[pos : pos + cuts[i % len(cuts)]])
+        pos += cuts[i % len(cuts)]
+        for _ in range(pulls[i % len(pulls)]):
+            frame = dec.next_frame()
+            if frame is not None:
+                got.append(frame)
+        i += 1
+    while (frame := dec.next_frame()) is not None:
+        got.append(frame)
+    assert got == payloads and dec.buffered == 0
+    assert all(type(f) is bytes for f in got)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=500), st.integers(0, 400))
 def test_fuzz_framing_random_bytes(data: bytes, limit: int) -> None:
