@@ -57,6 +57,18 @@ FLUSH_BYTES = 64 * 1024
 """A held batch this large is handed out even before :data:`FLUSH_EVERY` messages (large
 blocks: the remote decrypts a frame only once all of it arrived)."""
 
+FLUSH_RECEIVED = 256 * 1024
+"""Message bytes handled after which what they produced is handed out, even before
+:data:`FLUSH_EVERY` messages.
+
+A JS server answers a batch of requests with one batch frame, held back until every answer in
+it is ready, and answers requests that queued up meanwhile the same way: a reader of 64 KiB
+blocks that sent its requests 16 at a time got 1 MiB frames (up to 8 MiB), each of which has to
+arrive whole before it can be decrypted, so the two ends took turns. Requests now leave every
+256 KiB of data, and the answers come back in frames a quarter that size (JS server to Python
+reader, 4000 x 64 KiB, six alternating pairs: ~7% more blocks/s, ~7% less reader CPU). Small
+blocks are unaffected (16 messages come first)."""
+
 
 class Extension(Protocol):
     """A protocol of our own next to replication on the same connection (e.g. the lobby's
@@ -131,6 +143,7 @@ class ReplicationSession:
         self.on_output: Callable[[], None] | None = None
         """Called every :data:`FLUSH_EVERY` messages to write out what is queued (optional)."""
         self._handled = 0
+        self._handled_bytes = 0
         self._held = 0  # cork levels of the mux that belong to this session (see _emit)
 
     # --- outputs -------------------------------------------------------------------------------
@@ -231,8 +244,14 @@ class ReplicationSession:
                 self._dispatch(event)
                 if self.on_output is not None and isinstance(event, ChannelMessage):
                     self._handled += 1
-                    if self._handled >= FLUSH_EVERY or self.mux.batched_bytes >= FLUSH_BYTES:
+                    self._handled_bytes += len(event.body)
+                    if (
+                        self._handled >= FLUSH_EVERY
+                        or self._handled_bytes >= FLUSH_RECEIVED
+                        or self.mux.batched_bytes >= FLUSH_BYTES
+                    ):
                         self._handled = 0
+                        self._handled_bytes = 0
                         self._emit()
             events = self.mux.events()
 
