@@ -217,21 +217,32 @@ class _Reader:
         return chunk
 
 
-class NoiseHandshake:
-    """One side of the XX handshake, driven by explicit read/write calls.
+def _known(key: bytes | None) -> bytes:
+    """A key the pattern's step order guarantees is known by now (else the peer broke the order)."""
+    if key is None:
+        raise HandshakeError("Noise key not known yet")
+    return key
 
-    The initiator calls ``write_message`` (msg1), ``read_message`` (msg2), ``write_message``
-    (msg3). The responder calls ``read_message``, ``write_message``, ``read_message``.
-    ``result`` is set once the last message is written or read. Calling things out of turn
-    raises :class:`HandshakeError` instead of silently corrupting the transcript.
+
+class _NoisePattern:
+    """What both handshake patterns share: turn-taking, failure latching, the final split.
+
+    Subclasses give the number of messages and the token steps (``_write``/``_read``); the
+    initiator writes the even-numbered messages. Calling things out of turn raises
+    :class:`HandshakeError` instead of silently corrupting the transcript, and any failure
+    leaves the object unusable.
     """
+
+    MESSAGES = 0
 
     def __init__(
         self,
         is_initiator: bool,
         static_key_pair: KeyPairLike,
+        state: _SymmetricState,
         *,
-        ephemeral_key_pair: KeyPairLike | None = None,
+        remote_public_key: bytes | None,
+        ephemeral_key_pair: KeyPairLike | None,
     ) -> None:
         if len(static_key_pair.public_key) != 32 or len(static_key_pair.secret_key) != 64:
             raise ValueError("static key pair must be an Ed25519 key pair (32-byte pk, 64-byte sk)")
@@ -239,9 +250,8 @@ class NoiseHandshake:
         self._s = static_key_pair
         self._e = ephemeral_key_pair
         self._re: bytes | None = None
-        self._rs: bytes | None = None
-        self._state = _SymmetricState()
-        # Message index 0..2; even indexes are written by the initiator.
+        self._rs: bytes | None = remote_public_key
+        self._state = state
         self._step = 0
         self._failed = False
         self.result: NoiseResult | None = None
@@ -263,23 +273,13 @@ class NoiseHandshake:
         if writing != self.my_turn_to_write:
             raise HandshakeError("Noise message out of turn", step=self._step, writing=writing)
 
-    def _remote_static(self) -> bytes:
-        if self._rs is None:
-            raise HandshakeError("remote static key not known yet")
-        return self._rs
-
-    def _remote_ephemeral(self) -> bytes:
-        if self._re is None:
-            raise HandshakeError("remote ephemeral key not known yet")
-        return self._re
-
     def _ephemeral(self) -> KeyPairLike:
         if self._e is None:
             self._e = NoiseKeyPair.generate()
         return self._e
 
     def write_message(self, payload: bytes = b"") -> bytes:
-        """Produce the next handshake message (unframed)."""
+        """Produce our next handshake message (unframed), carrying ``payload`` encrypted."""
         self._check_turn(writing=True)
         try:
             return self._write(payload)
@@ -288,13 +288,59 @@ class NoiseHandshake:
             raise
 
     def read_message(self, message: bytes) -> bytes:
-        """Consume the peer's next handshake message (unframed); returns its (ignored) payload."""
+        """Consume the peer's next handshake message (unframed); returns its decrypted payload."""
         self._check_turn(writing=False)
         try:
             return self._read(bytes(message))
         except HandshakeError:
             self._failed = True
             raise
+
+    def _write(self, payload: bytes) -> bytes:
+        raise NotImplementedError
+
+    def _read(self, message: bytes) -> bytes:
+        raise NotImplementedError
+
+    def _advance(self) -> None:
+        self._step += 1
+        if self._step < self.MESSAGES:
+            return
+        k1, k2 = self._state.split()
+        tx, rx = (k1, k2) if self.is_initiator else (k2, k1)
+        self.result = NoiseResult(
+            tx=tx,
+            rx=rx,
+            handshake_hash=self._state.h,
+            public_key=self._s.public_key,
+            remote_public_key=_known(self._rs),
+        )
+
+
+class NoiseHandshake(_NoisePattern):
+    """One side of the XX handshake, driven by explicit read/write calls.
+
+    The initiator calls ``write_message`` (msg1), ``read_message`` (msg2), ``write_message``
+    (msg3). The responder calls ``read_message``, ``write_message``, ``read_message``.
+    ``result`` is set once the last message is written or read.
+    """
+
+    MESSAGES = 3
+
+    def __init__(
+        self,
+        is_initiator: bool,
+        static_key_pair: KeyPairLike,
+        *,
+        ephemeral_key_pair: KeyPairLike | None = None,
+    ) -> None:
+        super().__init__(
+            is_initiator,
+            static_key_pair,
+            _SymmetricState(),
+            remote_public_key=None,
+            ephemeral_key_pair=ephemeral_key_pair,
+        )
 
     def _write(self, payload: bytes) -> bytes:
         st = self._state
@@ -307,12 +353,12 @@ class NoiseHandshake:
             e = self._ephemeral()
             st.mix_hash(e.public_key)
             out.append(e.public_key)
-            st.mix_key(dh(e, self._remote_ephemeral()))
+            st.mix_key(dh(e, _known(self._re)))
             out.append(st.encrypt_and_hash(self._s.public_key))
-            st.mix_key(dh(self._s, self._remote_ephemeral()))
+            st.mix_key(dh(self._s, _known(self._re)))
         else:  # -> s, se
             out.append(st.encrypt_and_hash(self._s.public_key))
-            st.mix_key(dh(self._s, self._remote_ephemeral()))
+            st.mix_key(dh(self._s, _known(self._re)))
         out.append(st.encrypt_and_hash(payload))
         self._advance()
         return b"".join(out)
@@ -336,25 +382,11 @@ class NoiseHandshake:
         self._advance()
         return payload
 
-    def _advance(self) -> None:
-        self._step += 1
-        if self._step < 3:
-            return
-        k1, k2 = self._state.split()
-        tx, rx = (k1, k2) if self.is_initiator else (k2, k1)
-        self.result = NoiseResult(
-            tx=tx,
-            rx=rx,
-            handshake_hash=self._state.h,
-            public_key=self._s.public_key,
-            remote_public_key=self._remote_static(),
-        )
-
 
 IK_PROTOCOL_NAME = b"Noise_IK_Ed25519_ChaChaPoly_BLAKE2b"
 
 
-class NoiseIK:
+class NoiseIK(_NoisePattern):
     """One side of ``Noise_IK_Ed25519_ChaChaPoly_BLAKE2b``, the pattern HyperDHT connects with.
 
     IK fits a DHT because the initiator already knows whom it dials (the server's public key
@@ -366,8 +398,9 @@ class NoiseIK:
 
     Same shape as :class:`NoiseHandshake`: the initiator calls ``write_message`` then
     ``read_message``, the responder the reverse; ``result`` is set after the second message.
-    Every failure raises :class:`HandshakeError` and leaves the object unusable.
     """
+
+    MESSAGES = 2
 
     def __init__(
         self,
@@ -378,67 +411,22 @@ class NoiseIK:
         prologue: bytes = b"",
         ephemeral_key_pair: KeyPairLike | None = None,
     ) -> None:
-        if len(static_key_pair.public_key) != 32 or len(static_key_pair.secret_key) != 64:
-            raise ValueError("static key pair must be an Ed25519 key pair (32-byte pk, 64-byte sk)")
         if is_initiator and (remote_public_key is None or len(remote_public_key) != DHLEN):
             raise ValueError("the IK initiator needs the responder's 32-byte public key")
-        self.is_initiator = is_initiator
-        self._s = static_key_pair
-        self._e = ephemeral_key_pair
-        self._re: bytes | None = None
-        self._rs: bytes | None = remote_public_key if is_initiator else None
-        self._state = _SymmetricState(IK_PROTOCOL_NAME, prologue)
-        responder_static = remote_public_key if is_initiator else static_key_pair.public_key
-        assert responder_static is not None
-        self._state.mix_hash(responder_static)
-        self._step = 0
-        self._failed = False
-        self.result: NoiseResult | None = None
-
-    @property
-    def complete(self) -> bool:
-        return self.result is not None
+        state = _SymmetricState(IK_PROTOCOL_NAME, prologue)
+        super().__init__(
+            is_initiator,
+            static_key_pair,
+            state,
+            remote_public_key=remote_public_key if is_initiator else None,
+            ephemeral_key_pair=ephemeral_key_pair,
+        )
+        state.mix_hash(_known(remote_public_key) if is_initiator else static_key_pair.public_key)
 
     @property
     def remote_public_key(self) -> bytes | None:
         """The peer's static key: known up front to the initiator, after msg1 to the responder."""
         return self._rs
-
-    def _check_turn(self, writing: bool) -> None:
-        if self._failed:
-            raise HandshakeError("Noise handshake already failed")
-        if self.result is not None:
-            raise HandshakeError("Noise handshake already complete")
-        if writing != ((self._step == 0) == self.is_initiator):
-            raise HandshakeError("Noise message out of turn", step=self._step, writing=writing)
-
-    def _ephemeral(self) -> KeyPairLike:
-        if self._e is None:
-            self._e = NoiseKeyPair.generate()
-        return self._e
-
-    def _need(self, key: bytes | None) -> bytes:
-        if key is None:  # pragma: no cover - the step order guarantees it
-            raise HandshakeError("Noise key not known yet")
-        return key
-
-    def write_message(self, payload: bytes = b"") -> bytes:
-        """Produce our handshake message (unframed), carrying ``payload`` encrypted."""
-        self._check_turn(writing=True)
-        try:
-            return self._write(payload)
-        except HandshakeError:
-            self._failed = True
-            raise
-
-    def read_message(self, message: bytes) -> bytes:
-        """Consume the peer's message; returns its decrypted payload."""
-        self._check_turn(writing=False)
-        try:
-            return self._read(bytes(message))
-        except HandshakeError:
-            self._failed = True
-            raise
 
     def _write(self, payload: bytes) -> bytes:
         st = self._state
@@ -446,13 +434,13 @@ class NoiseIK:
         st.mix_hash(e.public_key)
         out = [e.public_key]
         if self._step == 0:  # -> e, es, s, ss
-            rs = self._need(self._rs)
+            rs = _known(self._rs)
             st.mix_key(dh(e, rs))
             out.append(st.encrypt_and_hash(self._s.public_key))
             st.mix_key(dh(self._s, rs))
         else:  # <- e, ee, se
-            st.mix_key(dh(e, self._need(self._re)))
-            st.mix_key(dh(e, self._need(self._rs)))
+            st.mix_key(dh(e, _known(self._re)))
+            st.mix_key(dh(e, _known(self._rs)))
         out.append(st.encrypt_and_hash(payload))
         self._advance()
         return b"".join(out)
@@ -472,17 +460,3 @@ class NoiseIK:
         payload = st.decrypt_and_hash(r.rest())
         self._advance()
         return payload
-
-    def _advance(self) -> None:
-        self._step += 1
-        if self._step < 2:
-            return
-        k1, k2 = self._state.split()
-        tx, rx = (k1, k2) if self.is_initiator else (k2, k1)
-        self.result = NoiseResult(
-            tx=tx,
-            rx=rx,
-            handshake_hash=self._state.h,
-            public_key=self._s.public_key,
-            remote_public_key=self._need(self._rs),
-        )
