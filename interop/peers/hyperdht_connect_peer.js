@@ -36,27 +36,11 @@ const path = require('path')
 const createTestnet = require('hyperdht/testnet')
 const Hypercore = require('hypercore')
 const b4a = require('b4a')
-const { out, serveCommands, runMain } = require('./lines')
+const { out, serveCommands, runMain, withTimeout, loopback, giveUpAfter } = require('./lines')
 
 const hex = (b) => b4a.toString(b, 'hex')
 const unhex = (s) => b4a.from(s, 'hex')
-setTimeout(() => {
-  out({ event: 'timeout' })
-  process.exit(3)
-}, 120000).unref()
-
-function withTimeout(promise, ms, what) {
-  let timer
-  const timeout = new Promise((resolve, reject) => {
-    timer = setTimeout(() => reject(new Error('timeout: ' + what)), ms)
-  })
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
-}
-
-function loopback(addr) {
-  if (!String(addr.host).startsWith('127.')) throw new Error('refusing non-loopback address ' + addr.host)
-  return { host: addr.host, port: addr.port }
-}
+giveUpAfter(120000)
 
 async function main() {
   const storage = process.argv[2]

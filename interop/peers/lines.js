@@ -26,4 +26,27 @@ function runMain (main) {
   })
 }
 
-module.exports = { out, serveCommands, runMain }
+// Reject with 'timeout: <what>' if the promise has not settled within ms.
+function withTimeout (promise, ms, what) {
+  let timer
+  const timeout = new Promise((resolve, reject) => {
+    timer = setTimeout(() => reject(new Error('timeout: ' + what)), ms)
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
+// The test peers only ever talk to 127.0.0.0/8: anything else is a bug in a test, so throw.
+function loopback (addr) {
+  if (!String(addr.host).startsWith('127.')) throw new Error('refusing non-loopback address ' + addr.host)
+  return { host: addr.host, port: addr.port }
+}
+
+// A peer that outlives its test (a stuck command, a lost parent) ends itself after ms.
+function giveUpAfter (ms) {
+  setTimeout(() => {
+    out({ event: 'timeout' })
+    process.exit(3)
+  }, ms).unref()
+}
+
+module.exports = { out, serveCommands, runMain, withTimeout, loopback, giveUpAfter }
