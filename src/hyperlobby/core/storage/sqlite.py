@@ -100,11 +100,11 @@ more background round goes first). This bounds both the writer's wait and the WA
 _WAL_HARD_LIMIT_BYTES = 256 << 20
 """SQLite's own (blocking) autocheckpoint (set in pages): only reached when the background
 thread cannot keep up, and then it throttles the writer to the disk's speed."""
-_PAGE_SIZE = 16_384
-"""Page size of a new database file (an existing one keeps its own). SQLite's default of 4 KiB
-splits a 64 KiB block over 17 chained overflow pages, each a WAL frame written and later copied
-by the checkpoint; with 16 KiB pages a reader storing 64 KiB blocks spent ~400 instead of ~450-500
-us per block (in-process, no sockets), and 1 KiB blocks were no slower."""
+_PAGE_SIZE = 4096
+"""Page size of a new database file (an existing one keeps its own). 16 KiB pages made a reader
+storing 64 KiB blocks cheaper (~400 instead of ~450-500 us per block in process, fewer chained
+overflow pages), but single local appends of 1 KiB blocks got ~25% slower (bench_core, same
+run: 3,736 vs 5,133 blocks/s), and local appends are the common write; so SQLite's 4 KiB."""
 _ROOT = struct.Struct("<QQ32s")
 _ENTRY = struct.Struct("<BQ32s")
 _ENTRY_SIZE = _ENTRY.size
