@@ -197,6 +197,25 @@ def _pack_group(nodes: dict[int, TreeNode]) -> bytes:
     return b"".join([pack(d, nodes[d].size, nodes[d].hash) for d in sorted(nodes)])
 
 
+def _write_head(db: sqlite3.Connection, core_id: int, head: Head) -> None:
+    """Store a core's head (the signed length, roots and contiguous length) in one UPDATE."""
+    cur = db.execute(
+        "UPDATE cores SET fork = ?, length = ?, byte_length = ?, roots = ?, signature = ?,"
+        " contiguous = ? WHERE id = ?",
+        (
+            head.fork,
+            head.length,
+            head.byte_length,
+            pack_roots(head.roots),
+            head.signature,
+            head.contiguous_length,
+            core_id,
+        ),
+    )
+    if cur.rowcount != 1:
+        raise StorageError("no such core in storage", core_id=core_id)
+
+
 class SqliteStorage:
     """A :class:`~hyperlobby.core.storage.base.StorageBackend` in one SQLite file (or ``:memory:``)."""
 
@@ -511,23 +530,8 @@ class SqliteStorage:
                         )
                 if batch.manifest is not None:
                     db.execute("UPDATE cores SET manifest = ? WHERE id = ?", (batch.manifest, core_id))
-                head = batch.head
-                if head is not None:
-                    cur = db.execute(
-                        "UPDATE cores SET fork = ?, length = ?, byte_length = ?, roots = ?, signature = ?,"
-                        " contiguous = ? WHERE id = ?",
-                        (
-                            head.fork,
-                            head.length,
-                            head.byte_length,
-                            pack_roots(head.roots),
-                            head.signature,
-                            head.contiguous_length,
-                            core_id,
-                        ),
-                    )
-                    if cur.rowcount != 1:
-                        raise StorageError("no such core in storage", core_id=core_id)
+                if batch.head is not None:
+                    _write_head(db, core_id, batch.head)
                 db.execute("RELEASE w" if grouped else "COMMIT")
             except BaseException:
                 if grouped:
@@ -764,21 +768,7 @@ class SqliteStorage:
                 [(core, page, data) for (core, page), data in pages.items()],
             )
         for core_id, head in heads.items():
-            cur = db.execute(
-                "UPDATE cores SET fork = ?, length = ?, byte_length = ?, roots = ?, signature = ?,"
-                " contiguous = ? WHERE id = ?",
-                (
-                    head.fork,
-                    head.length,
-                    head.byte_length,
-                    pack_roots(head.roots),
-                    head.signature,
-                    head.contiguous_length,
-                    core_id,
-                ),
-            )
-            if cur.rowcount != 1:
-                raise StorageError("no such core in storage", core_id=core_id)
+            _write_head(db, core_id, head)
 
     @staticmethod
     def _rewrite_group(db: sqlite3.Connection, base: int, g: int, keep: dict[int, TreeNode]) -> None:
