@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,27 @@ def test_background_checkpoints_keep_everything(tmp_path: Path, monkeypatch: pyt
     raw = sqlite3.connect(path)
     assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     raw.close()
+
+
+def test_wal_restarts_when_the_writer_outpaces_the_rounds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A remainder never small enough (tail threshold 0) still lets the WAL start over once it
+    holds ``_RESTART_BYTES``: the -wal file stays far below what was written."""
+    monkeypatch.setattr(sqlite_backend, "_CHECKPOINT_BYTES", 64 << 10)
+    monkeypatch.setattr(sqlite_backend, "_TAIL_BYTES", 0)
+    monkeypatch.setattr(sqlite_backend, "_RESTART_BYTES", 512 << 10)
+    path = tmp_path / "r.db"
+    store = Store(path, primary_key=b"\x02" * 32)
+    core = store.get(name="r")
+    block = b"x" * 16384
+    written = 0
+    deadline = time.monotonic() + 60
+    while written < (16 << 20) and time.monotonic() < deadline:
+        core.append(block)
+        written += len(block)
+    wal = Path(str(path) + "-wal").stat().st_size
+    assert written >= 16 << 20
+    assert wal < written // 4, (wal, written)
+    assert core.get(core.length - 1) == block
+    store.close()
