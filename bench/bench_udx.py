@@ -132,6 +132,10 @@ async def _js_peer(sock: UdxSocket, *args: str) -> tuple[asyncio.subprocess.Proc
     stream.connect(info["id"], HOST, info["port"])
     proc.stdin.write((json.dumps({"remoteId": stream.id, "port": sock.address[1]}) + "\n").encode())
     await proc.stdin.drain()
+    # Wait until the node side has connected its stream: packets sent before are dropped there,
+    # and the retransmission timeout plus the halved window would be charged to the transfer.
+    ready = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
+    assert ready == {"event": "connected"}, ready
     return proc, stream
 
 

@@ -94,6 +94,10 @@ class JsUdxPeer:
             assert proc.stdin is not None
             proc.stdin.write((json.dumps({"remoteId": stream.id, "port": our_port}) + "\n").encode())
             await proc.stdin.drain()
+            # Sending before the peer has connected its stream loses the first packets to a
+            # retransmission timeout (and halves the congestion window for the whole test).
+            ready = await cls._json(proc)
+            assert ready == {"event": "connected"}, ready
         except BaseException:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()

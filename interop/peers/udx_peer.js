@@ -4,7 +4,7 @@
 //
 // Every mode except `bench` binds a UDX socket on 127.0.0.1, creates one stream with a random
 // id and prints one JSON line {port, id}. It then reads one JSON line {remoteId, port} from
-// stdin, connects the stream to it and runs the mode:
+// stdin, connects the stream to it, prints {event: "connected"} and runs the mode:
 //
 //   echo                 writes back every byte received; ends when the peer ends
 //   source <bytes>       sends <bytes> random bytes then ends; also drains what arrives
@@ -105,6 +105,9 @@ function peer(mode, args) {
   rl.once('line', (line) => {
     const remote = JSON.parse(line)
     stream.connect(socket, remote.remoteId, remote.port, '127.0.0.1')
+    // Only now does this socket accept the stream's packets: anything sent earlier is dropped
+    // as an unknown stream, and a sender would wait out a retransmission timeout for it.
+    say({ event: 'connected' })
     run(mode, args, stream)
   })
   process.stdin.on('end', () => {
