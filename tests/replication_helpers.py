@@ -22,7 +22,8 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -41,7 +42,7 @@ from hyperlobby.wire.replication import Replication
 from hyperlobby.wire.replicator import CoreReplicator, Peer, PeerTransport
 from hyperlobby.wire.secret_stream import HandshakeComplete, SecretStream
 from hyperlobby.wire.session import ReplicationSession
-from hyperlobby.wire.stream import SecretStreamConnection
+from hyperlobby.wire.stream import SecretStreamConnection, serve
 
 HOST = "127.0.0.1"
 PY_PEER = ROOT / "tests" / "replication_peer.py"
@@ -382,6 +383,21 @@ class ScriptedPeer:
             self.conn.close()
             for rep in self.replicators:
                 rep.close()
+
+
+@asynccontextmanager
+async def hostile_server(core: Hypercore, rewrite: Rewrite, wait: float = 8.0) -> AsyncIterator[int]:
+    """Serve ``core`` on 127.0.0.1 from a :class:`ScriptedPeer` per connection; yields the port."""
+
+    async def handler(conn: SecretStreamConnection) -> None:
+        await ScriptedPeer(conn, [core], rewrite).run(wait)
+
+    server = await serve(HOST, 0, None, handler)
+    try:
+        yield int(server.sockets[0].getsockname()[1])
+    finally:
+        server.close()
+        await asyncio.wait_for(server.wait_closed(), WAIT)
 
 
 def forge_block(msg: Message) -> Message | None:

@@ -42,7 +42,7 @@ from hyperlobby.wire.messages import (
     encode_handshake,
 )
 from hyperlobby.wire.protomux import Mux
-from hyperlobby.wire.stream import SecretStreamConnection, connect, serve
+from hyperlobby.wire.stream import SecretStreamConnection, connect
 from replication_helpers import (
     HOST,
     WAIT,
@@ -51,6 +51,7 @@ from replication_helpers import (
     ScriptedPeer,
     break_proof,
     forge_block,
+    hostile_server,
     make_blocks,
     new_writer,
     raw_secret_stream,
@@ -395,21 +396,6 @@ async def test_many_hostile_peers_at_once() -> None:
 
 
 # --- the other way round: an honest reader and a hostile server ---------------------------------
-
-
-@asynccontextmanager
-async def hostile_server(core: Hypercore, rewrite: Rewrite) -> AsyncIterator[int]:
-    ended: list[HyperlobbyError | None] = []
-
-    async def handler(conn: SecretStreamConnection) -> None:
-        ended.append(await ScriptedPeer(conn, [core], rewrite).run(HOSTILE_WAIT))
-
-    server = await serve(HOST, 0, None, handler)
-    try:
-        yield int(server.sockets[0].getsockname()[1])
-    finally:
-        server.close()
-        await asyncio.wait_for(server.wait_closed(), WAIT)
 
 
 @pytest.mark.parametrize(

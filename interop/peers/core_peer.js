@@ -27,6 +27,9 @@
 //   -> {"event":"truncated","core":i,"length":n,"fork":f}; {"cmd":"report","core":i}
 //   -> {"event":"report","core":i,"length":n,"fork":f,"digests":[...],"stored":[...]} (digests of
 //   every block, fetched if missing; stored = indexes held before fetching); {"cmd":"exit"}.
+// Every core also prints {"event":"conflict","core":i,"length":n,"fork":f} if it freezes because
+// its writer signed two conflicting trees (hypercore logs that with console.log, which goes to
+// stderr here so that stdout stays JSON lines).
 // Only 127.0.0.1 is ever used.
 
 const net = require('net')
@@ -37,6 +40,7 @@ const SecretStream = require('@hyperswarm/secret-stream')
 const hcrypto = require('hypercore-crypto')
 
 const config = JSON.parse(process.argv[2])
+console.log = (...args) => process.stderr.write(args.join(' ') + '\n')
 const HOST = '127.0.0.1'
 
 function out (obj) {
@@ -163,6 +167,9 @@ const cores = []
 
 async function main () {
   for (const spec of config.cores) cores.push(await openCore(spec))
+  cores.forEach((core, i) => {
+    core.on('conflict', (length, fork) => out({ event: 'conflict', core: i, length, fork }))
+  })
 
   let stop = async () => {}
   if (config.role === 'serve') stop = await serve(cores)

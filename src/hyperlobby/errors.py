@@ -70,6 +70,11 @@ class HandshakeError(ProtocolError):
     """The Noise handshake or the stream id/header exchange failed."""
 
 
+class ConflictError(ProtocolError):
+    """A core's writer signed two different trees on the same fork (it equivocated, or its key
+    is used in two places). The core is frozen: it takes no more appends or downloads."""
+
+
 class DriveError(HyperlobbyError):
     """A Hyperdrive operation that cannot be done: a bad path, a malformed entry, a missing file,
     a blob that is not available, a drive whose blobs core cannot be found."""

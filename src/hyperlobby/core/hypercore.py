@@ -49,11 +49,13 @@ from hyperlobby.crypto.keys import KeyPair
 from hyperlobby.crypto.manifest import Manifest, is_compat, manifest_hash
 from hyperlobby.crypto.signing import Verifier
 from hyperlobby.encoding.ids import encode_id
-from hyperlobby.errors import BlockNotAvailableError, CoreError, VerificationError
+from hyperlobby.errors import BlockNotAvailableError, CoreError, StorageError, VerificationError
 
 BytesLike = bytes | bytearray | memoryview
 
 _NODE_CACHE_SIZE = 4096
+FROZEN_KEY = "hyperlobby/frozen"
+"""User-data entry marking a frozen core; its value is the conflicting length (ASCII digits)."""
 _UNKNOWN = TreeNode(-1, 0, b"")  # a node cache miss (None is a cached "not stored")
 _head = record_builder(Head)  # positional, every field (a reader builds one per stored block)
 _log = logging.getLogger(__name__)
@@ -241,6 +243,9 @@ class Hypercore:
         if self._tree.length != head.length or self._tree.byte_length != head.byte_length:
             raise CoreError("stored head does not match its roots", length=head.length)
         self._bitfield = _Availability(storage.get_bitfield_pages(self._id), head.contiguous_length)
+        frozen = storage.get_user_data(self._id, FROZEN_KEY)
+        self._frozen_at: int | None = int(frozen) if frozen is not None and frozen.isdigit() else None
+        self._conflict_listeners: list[Callable[[int], None]] = []
 
     @classmethod
     def create(
@@ -420,6 +425,7 @@ class Hypercore:
         verifier = self._verifier
         if kp is None or verifier is None:
             raise CoreError("core is not writable", key=self.key)
+        self._check_not_frozen()
         if not values:
             return self._tree.length
         tree = self._tree
@@ -452,6 +458,7 @@ class Hypercore:
         verifier = self._verifier
         if kp is None or verifier is None:
             raise CoreError("core is not writable", key=self.key)
+        self._check_not_frozen()
         old_length = self._tree.length
         if not 0 <= new_length <= old_length:
             raise CoreError("truncation point is outside the core", length=new_length, current=old_length)
@@ -564,6 +571,77 @@ class Hypercore:
         if update.upgraded:
             self._notify(AppendEvent(update.length, update.byte_length, update.fork))
         return update
+
+    # --- writer equivocation ---------------------------------------------------------------------
+
+    @property
+    def frozen(self) -> bool:
+        """True once two conflicting signed trees of this core were seen (kept across reopens)."""
+        return self._frozen_at is not None
+
+    @property
+    def frozen_length(self) -> int | None:
+        """The length at which two conflicting signed trees were seen, if the core is frozen."""
+        return self._frozen_at
+
+    def check_conflict(self, proof: Proof) -> bool:
+        """Does ``proof`` (a whole signed tree: an upgrade from 0) show the writer signed a tree
+        other than ours at the same length on the same fork? If so, freeze the core.
+
+        Why: a hypercore has one writer, and everything a reader trusts rests on that writer
+        signing one history. Two valid signatures over different trees of the same length and
+        fork prove the key signed twice (a bug, a restored backup, a stolen key). Which history
+        is right cannot be decided, so like JS hypercore the core stops: no appends, no
+        downloads. A proof we cannot judge (another fork, longer than us, no manifest yet, roots
+        we do not hold) is not a conflict. A proof whose signature or hashes do not check out
+        raises :class:`VerificationError`.
+        """
+        self._check_open()
+        upgrade = proof.upgrade
+        if upgrade is None or upgrade.start != 0:
+            raise VerificationError("a conflict proof is a whole tree: an upgrade from 0")
+        length = upgrade.length
+        if length == 0 or length > self.length or proof.fork != self.fork or self._manifest is None:
+            return False
+        remote = self._tree.verify_remote(proof, self._check_signature)
+        try:
+            ours = self._tree.roots_at(length)
+        except (CoreError, StorageError):
+            return False
+        if hash_roots(ours) == hash_roots(remote.roots):
+            return False
+        self._freeze(length)
+        return True
+
+    def on_conflict(self, listener: Callable[[int], None]) -> Callable[[], None]:
+        """Call ``listener(length)`` when this core freezes on a conflict; returns an unsubscribe."""
+        self._conflict_listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._conflict_listeners.remove(listener)
+
+        return unsubscribe
+
+    def _freeze(self, length: int) -> None:
+        if self._frozen_at is not None:
+            return
+        self._storage.write(self._id, WriteBatch(user_data={FROZEN_KEY: str(length).encode()}))
+        self._frozen_at = length
+        _log.warning("hypercore %s frozen: two conflicting signed trees at length %d", self.key.hex(), length)
+        for listener in list(self._conflict_listeners):
+            try:
+                listener(length)
+            except Exception:  # a listener's bug must not undo the freeze
+                _log.exception("conflict listener failed")
+
+    def _check_not_frozen(self) -> None:
+        if self._frozen_at is not None:
+            raise CoreError(
+                "core is frozen: its writer signed two conflicting trees",
+                key=self.key,
+                length=self._frozen_at,
+            )
 
     def verify_reorg(self, proof: Proof) -> ReorgBatch:
         """Check a remote's whole signed tree on a newer fork (``upgrade{0, n}``); change nothing.

@@ -83,7 +83,9 @@ class Replication:
         rep = self._replicators.get(core.discovery_key)
         if rep is not None and not rep.closed:
             return rep
-        rep = CoreReplicator(core, max_inflight=self.max_inflight, request_timeout=self.request_timeout)
+        rep = CoreReplicator(
+            core, max_inflight=self.max_inflight, request_timeout=self.request_timeout, on_error=self._report
+        )
         self._replicators[core.discovery_key] = rep
         # The replicator reacts to local appends by queueing syncs; write them out right after.
         core.on_append(lambda _event: self._flush_all())

@@ -43,7 +43,18 @@ The exchange follows the JS peer closely, because a JS peer only fetches from us
    withdrawn, the range cursors restart, and every peer gets our new ``sync`` (and a ``range``
    drop for the blocks that are gone), which is how peers still on the old fork learn of it.
 
-Not implemented yet: pushing unrequested data, seek-driven downloads, and the id-0 conflict probe.
+7. **Writer equivocation** (JS's conflict check). When a peer's data on our fork fails to
+   verify and both sides have blocks, the peer may be honest and the *writer* at fault: it
+   signed another tree at a length we hold. So instead of hanging up at once we stop asking that
+   peer for anything and send it request id 0, an upgrade from 0 to the shorter length. Its
+   answer (or a proof pushed with id 0 by a peer that found a conflict itself) goes to
+   :meth:`~hyperlobby.core.hypercore.Hypercore.check_conflict`: a valid signature over a tree
+   other than ours freezes the core, every peer gets our own signed tree with id 0 (so JS peers
+   freeze too) and its channel is closed, and the application hears a :class:`ConflictError`.
+   No conflict (or no answer within the request timeout) means the peer was simply wrong: the
+   connection is closed with the original verification error.
+
+Not implemented yet: pushing unrequested data and seek-driven downloads.
 """
 
 from __future__ import annotations
@@ -68,6 +79,7 @@ from hyperlobby.crypto.caps import replication_capability
 from hyperlobby.crypto.manifest import Manifest
 from hyperlobby.errors import (
     BlockNotAvailableError,
+    ConflictError,
     DecodeError,
     HyperlobbyError,
     ProtocolError,
@@ -203,9 +215,11 @@ class CoreReplicator:
         max_inflight: int = DEFAULT_MAX_INFLIGHT,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
+        on_error: Callable[[HyperlobbyError], None] | None = None,
     ) -> None:
         self.core = core
         self.clock = clock
+        self.on_error = on_error  # faults found outside a message handler (a probe timing out)
         self.peers: list[Peer] = []
         self.max_inflight = max_inflight
         self.request_timeout = request_timeout
@@ -304,8 +318,34 @@ class CoreReplicator:
         expired = [r for p in self.peers for r in p.inflight.values() if r.sent_at < deadline]
         for r in expired:
             r.peer.cancel(r)
+        for peer in [p for p in self.peers if p.probe is not None and p.probe[1] < deadline]:
+            peer.give_up_probe()
         if expired:
             self.schedule()
+
+    def _on_conflict(self) -> None:
+        """The core just froze: show every peer our signed tree (request id 0, as JS does, so a
+        JS peer checks it and freezes too), then close every channel of this core."""
+        core = self.core
+        for peer in list(self.peers):
+            if peer.active and peer.remote_length > 0 and peer.remote_fork == core.fork:
+                length = min(core.length, peer.remote_length)
+                try:
+                    proof = core.proof(ProofRequest(fork=core.fork, upgrade=UpgradeRequest(0, length)))
+                except HyperlobbyError:
+                    proof = None
+                if proof is not None and proof.upgrade is not None:
+                    peer.transport.send(Data(request=0, fork=core.fork, upgrade=proof.upgrade))
+            peer.paused = True
+            peer.transport.close()
+        if self.on_error is not None:
+            self.on_error(
+                ConflictError(
+                    "the writer signed two conflicting trees: core frozen",
+                    key=core.key,
+                    length=core.frozen_length,
+                )
+            )
 
     # --- local changes -------------------------------------------------------------------------
 
@@ -348,7 +388,7 @@ class CoreReplicator:
 
     def _update_fork(self, peer: Peer) -> None:
         """``peer`` may be on a newer fork than we are: go after it (see :meth:`_pursue_reorg`)."""
-        if peer.active and peer.remote_fork > self.core.fork:
+        if peer.usable and peer.remote_fork > self.core.fork:
             self._pursue_reorg()
 
     def _pursue_reorg(self) -> None:
@@ -368,7 +408,7 @@ class CoreReplicator:
         candidates = [
             p
             for p in self.peers
-            if p.active
+            if p.usable
             and p.remote_fork > core.fork
             and p.remote_length > 0
             and p.fork_asked != p.remote_fork
@@ -397,7 +437,7 @@ class CoreReplicator:
             return
         batch = reorg.batch
         for peer in self.peers:
-            if not peer.active or peer.remote_fork != reorg.fork or len(peer.inflight) >= self.max_inflight:
+            if not peer.usable or peer.remote_fork != reorg.fork or len(peer.inflight) >= self.max_inflight:
                 continue
             # Any block of the range will do; look at a bounded number of candidates per peer.
             end = min(batch.want_end, peer.remote_length, batch.want_start + MAX_REORG_PROBE)
@@ -407,7 +447,7 @@ class CoreReplicator:
                     reorg.inflight = peer.request(hash=hash_request, fork=reorg.fork)
                     return
         for peer in self.peers:
-            if peer.active and peer.remote_fork == reorg.fork:
+            if peer.usable and peer.remote_fork == reorg.fork:
                 peer.want_segment(batch.want_start)
 
     def _on_reorg_data(self, peer: Peer, req: Request, msg: Data) -> None:
@@ -467,7 +507,7 @@ class CoreReplicator:
         self._pursue_reorg()
         self._narrow_reorg()
         self._maybe_upgrade()
-        capacity = sum(self.max_inflight - len(p.inflight) for p in self.peers if p.active)
+        capacity = sum(self.max_inflight - len(p.inflight) for p in self.peers if p.usable)
         if capacity <= 0:
             return
         # Requests sent in one pass go out as one protomux batch per connection: one frame to
@@ -529,7 +569,7 @@ class CoreReplicator:
         best: Peer | None = None
         busy = False
         for peer in self.peers:
-            if not peer.active or peer.remote_fork != fork:
+            if not peer.usable or peer.remote_fork != fork:
                 continue
             if index >= peer.remote_length or not peer.remote.has(index) or index in peer.lacks:
                 continue
@@ -542,7 +582,7 @@ class CoreReplicator:
             if busy:
                 return _BUSY
             for peer in self.peers:
-                if peer.active and peer.remote_fork == fork:
+                if peer.usable and peer.remote_fork == fork:
                     peer.want_segment(index)
             return _NOBODY
         nodes = self.core.missing_nodes(index)
@@ -568,7 +608,7 @@ class CoreReplicator:
             return
         core = self.core
         for peer in self.peers:
-            if not peer.active or peer.remote_fork != core.fork:
+            if not peer.usable or peer.remote_fork != core.fork:
                 continue
             if (
                 peer.remote_length > core.length
@@ -616,6 +656,8 @@ class Peer:
         self.is_initiator = is_initiator
         self.handshake_hash = handshake_hash
         self.active = False  # both opens seen and the remote capability checked
+        self.paused = False  # sent data that did not verify: asked for nothing more (see probe)
+        self.probe: tuple[ProtocolError, float] | None = None  # (the fault, when we asked)
 
         self.remote_fork = 0
         self.remote_length = 0
@@ -639,6 +681,11 @@ class Peer:
         self._last_ext_sent = ""
         self._last_ext_recv = ""
         self._announced_full = 0
+
+    @property
+    def usable(self) -> bool:
+        """May we ask this peer for anything? (open, not paused, our core not frozen)"""
+        return self.active and not self.paused and not self.core.frozen
 
     # --- the channel handshake ------------------------------------------------------------------
 
@@ -887,6 +934,9 @@ class Peer:
         self.transport.send(NoData(msg.id, NOT_AVAILABLE))
 
     def on_data(self, msg: Data) -> None:
+        if msg.request == 0:
+            self._on_tree_proof(msg)
+            return
         inflight = self.inflight.get(msg.request)
         if inflight is None:
             if msg.request >= self._next_id:
@@ -928,12 +978,66 @@ class Peer:
         try:
             update = core.verify_and_store(proof)
         except VerificationError as exc:
-            raise ProtocolError("peer sent data that does not verify", key=core.key, reason=str(exc)) from exc
+            error = ProtocolError("peer sent data that does not verify", key=core.key, reason=str(exc))
+            if not self._start_probe(error):
+                raise error from exc
+            return
         if update.block is not None:
             self.replicator._stored_block(update.block.index, self)
         self.replicator.schedule()
 
+    # --- writer equivocation (see the module docstring, 7) ---------------------------------------
+
+    def _start_probe(self, error: ProtocolError) -> bool:
+        """Data on our fork failed to verify: ask for the peer's whole signed tree before hanging
+        up, in case the writer, not the peer, is at fault. False when there is nothing to compare
+        (then the caller hangs up at once)."""
+        core = self.core
+        length = min(core.length, self.remote_length)
+        if self.probe is not None or length == 0 or self.remote_fork != core.fork or core.manifest is None:
+            return False
+        self.paused = True
+        for inflight in list(self.inflight.values()):
+            self.cancel(inflight, lacks=False)
+        self.probe = (error, self.replicator.clock())
+        self.transport.send(
+            _request(0, self.remote_fork, None, None, None, UpgradeRequest(0, length), False, 0)
+        )
+        self.replicator.schedule()  # what it was fetching from this peer is asked elsewhere
+        return True
+
+    def give_up_probe(self) -> None:
+        """No answer to the probe in time: the peer was at fault after all."""
+        probe, self.probe = self.probe, None
+        if probe is None:
+            return
+        self.transport.close()
+        if self.replicator.on_error is not None:
+            self.replicator.on_error(probe[0])
+
+    def _on_tree_proof(self, msg: Data) -> None:
+        """Data with request id 0: the answer to our probe, or a conflict proof a peer pushes
+        after finding one itself. Anything else with id 0 is ignored (JS takes no pushes)."""
+        probe, self.probe = self.probe, None
+        core = self.core
+        if msg.upgrade is not None and msg.upgrade.start == 0 and not core.frozen:
+            proof = _proof(msg.fork, None, None, None, msg.upgrade)
+            try:
+                conflict = core.check_conflict(proof)
+            except VerificationError as exc:
+                raise ProtocolError(
+                    "peer sent a whole-tree proof that does not verify", key=core.key, reason=str(exc)
+                ) from exc
+            if conflict:
+                self.replicator._on_conflict()
+                return
+        if probe is not None:
+            raise probe[0]
+
     def on_no_data(self, msg: NoData) -> None:
+        if msg.request == 0 and self.probe is not None:
+            probe, self.probe = self.probe, None
+            raise probe[0]
         inflight = self.inflight.get(msg.request)
         if inflight is None:
             return
