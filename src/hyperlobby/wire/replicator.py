@@ -51,8 +51,9 @@ The exchange follows the JS peer closely, because a JS peer only fetches from us
    :meth:`~hyperlobby.core.hypercore.Hypercore.check_conflict`: a valid signature over a tree
    other than ours freezes the core, every peer gets our own signed tree with id 0 (so JS peers
    freeze too) and its channel is closed, and the application hears a :class:`ConflictError`.
-   No conflict (or no answer within the request timeout) means the peer was simply wrong: the
-   connection is closed with the original verification error.
+   No conflict (or a ``no_data``) means the peer was simply wrong: the connection is closed with
+   the original verification error. A peer that never answers has its channel closed after the
+   request timeout, and the error is reported then.
 
 Not implemented yet: pushing unrequested data and seek-driven downloads.
 """
