@@ -94,7 +94,9 @@ async def test_host_join_chat_full_leave(tmp_path: Path, kind: str) -> None:
 
         assert alice.proc.stdin is not None
         alice.proc.stdin.close()  # Ctrl-D: leave
-        assert await asyncio.wait_for(alice.proc.wait(), WAIT) == 0
+        code = await asyncio.wait_for(alice.proc.wait(), WAIT)
+        assert alice.proc.stderr is not None
+        assert code == 0, (await alice.proc.stderr.read()).decode(errors="replace")
         assert (await host.event("left"))["peers"] == 0
         host.proc.send_signal(signal.SIGTERM)
         await host.event("ended")
