@@ -241,9 +241,17 @@ async def test_js_clients_probe_python_nodes() -> None:
         found = (await js.call(cmd="find", target=target.hex(), **{"from": 1}))["closest"]
         assert [_key(n) for n in found] == [str(a) for a in truth]
 
-        probe = await js.call(cmd="network", persistent=False, **{"from": 1})
+        # Under load one PING_NAT round can miss its replies (dht-rpc then counts the node as
+        # firewalled and simply checks again later); a few rounds, each a real probe, are allowed.
+        for _ in range(3):
+            probe = await js.call(cmd="network", persistent=False, **{"from": 1})
+            if not probe["firewalled"]:
+                break
         assert probe["changed"] and not probe["firewalled"] and probe["ephemeral"]
-        persist = await js.call(cmd="network", persistent=True, **{"from": 2})
+        for _ in range(3):
+            persist = await js.call(cmd="network", persistent=True, **{"from": 2})
+            if not persist["ephemeral"]:
+                break
         assert persist["changed"] and not persist["ephemeral"]
         js_addr = Address("127.0.0.1", persist["port"])
         assert persist["id"] == peer_id(js_addr.host, js_addr.port).hex()
