@@ -72,6 +72,7 @@ use it from an executor thread, but callers must not use one Store from two thre
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import struct
 import threading
@@ -908,10 +909,32 @@ class _Checkpointer:
                 requested = self._requested_at
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                self._flush_files()
                 self.done_at = requested
                 self.busy = False
         finally:
             db.close()
+
+    def _flush_files(self) -> None:
+        """fsync the database and WAL files after a round, here rather than in the writer.
+
+        SQLite syncs the database at the end of a checkpoint only when it copied the WAL to its
+        end, which a round never does while the writer keeps appending. Without this, every page
+        the rounds copied would be flushed by the writer's own tail checkpoint, on its thread: a
+        64 KiB-block download waited 100-280 ms there per WAL restart (about 40 ms with this).
+        An extra fsync never weakens a guarantee; a failure is left to SQLite's own syncs.
+        """
+        for suffix in ("", "-wal"):
+            try:
+                fd = os.open(self._path + suffix, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                os.fsync(fd)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
 
     def stop(self) -> None:
         self._stopping = True
