@@ -38,6 +38,7 @@ import logging
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from hyperlobby.core.merkle import MerkleTree, ReorgBatch, TreeUpdate, obsolete_nodes
 from hyperlobby.core.proofs import Proof, ProofRequest, TreeNode, record_builder
@@ -59,6 +60,7 @@ FROZEN_KEY = "hyperlobby/frozen"
 _UNKNOWN = TreeNode(-1, 0, b"")  # a node cache miss (None is a cached "not stored")
 _head = record_builder(Head)  # positional, every field (a reader builds one per stored block)
 _log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -615,13 +617,7 @@ class Hypercore:
 
     def on_conflict(self, listener: Callable[[int], None]) -> Callable[[], None]:
         """Call ``listener(length)`` when this core freezes on a conflict; returns an unsubscribe."""
-        self._conflict_listeners.append(listener)
-
-        def unsubscribe() -> None:
-            with contextlib.suppress(ValueError):
-                self._conflict_listeners.remove(listener)
-
-        return unsubscribe
+        return _subscribe(self._conflict_listeners, listener)
 
     def _freeze(self, length: int) -> None:
         if self._frozen_at is not None:
@@ -629,11 +625,7 @@ class Hypercore:
         self._storage.write(self._id, WriteBatch(user_data={FROZEN_KEY: str(length).encode()}))
         self._frozen_at = length
         _log.warning("hypercore %s frozen: two conflicting signed trees at length %d", self.key.hex(), length)
-        for listener in list(self._conflict_listeners):
-            try:
-                listener(length)
-            except Exception:  # a listener's bug must not undo the freeze
-                _log.exception("conflict listener failed")
+        _call_each(self._conflict_listeners, length, "conflict")
 
     def _check_not_frozen(self) -> None:
         if self._frozen_at is not None:
@@ -727,13 +719,7 @@ class Hypercore:
         Returns a function that unsubscribes it. Listeners run synchronously after the commit;
         an exception in one does not undo the append and does not stop the others.
         """
-        self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            with contextlib.suppress(ValueError):
-                self._listeners.remove(listener)
-
-        return unsubscribe
+        return _subscribe(self._listeners, listener)
 
     async def wait_for_length(self, length: int, timeout: float | None = None) -> int:
         """Wait until the core holds at least ``length`` blocks; return the length then."""
@@ -750,11 +736,7 @@ class Hypercore:
                 self._waiters.remove(entry)
 
     def _notify(self, event: AppendEvent) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:  # a listener's bug must not break the writer
-                _log.exception("append listener failed")
+        _call_each(self._listeners, event, "append")
         if self._waiters:
             for want, fut in list(self._waiters):
                 if event.length >= want and not fut.done():
@@ -792,6 +774,27 @@ class Hypercore:
     def __repr__(self) -> str:
         mode = "writable" if self.writable else "read-only"
         return f"Hypercore(key={self.key.hex()}, length={self.length}, fork={self.fork}, {mode})"
+
+
+def _subscribe(listeners: list[Callable[[_T], None]], listener: Callable[[_T], None]) -> Callable[[], None]:
+    """Add ``listener``; return the function that removes it again (idempotent)."""
+    listeners.append(listener)
+
+    def unsubscribe() -> None:
+        with contextlib.suppress(ValueError):
+            listeners.remove(listener)
+
+    return unsubscribe
+
+
+def _call_each(listeners: list[Callable[[_T], None]], value: _T, what: str) -> None:
+    """Call every listener with ``value``; one listener's bug neither undoes the change that is
+    being reported nor keeps the others from hearing of it."""
+    for listener in list(listeners):
+        try:
+            listener(value)
+        except Exception:
+            _log.exception("%s listener failed", what)
 
 
 def _resolve(fut: asyncio.Future[int], value: int) -> None:

@@ -60,6 +60,7 @@ Not implemented yet: pushing unrequested data and seek-driven downloads.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -331,11 +332,8 @@ class CoreReplicator:
         for peer in list(self.peers):
             if peer.active and peer.remote_length > 0 and peer.remote_fork == core.fork:
                 length = min(core.length, peer.remote_length)
-                try:
+                with contextlib.suppress(HyperlobbyError):  # roots we lack: nothing to show
                     proof = core.proof(ProofRequest(fork=core.fork, upgrade=UpgradeRequest(0, length)))
-                except HyperlobbyError:
-                    proof = None
-                if proof is not None and proof.upgrade is not None:
                     peer.transport.send(Data(request=0, fork=core.fork, upgrade=proof.upgrade))
             peer.paused = True
             peer.transport.close()

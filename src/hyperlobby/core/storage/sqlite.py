@@ -925,16 +925,12 @@ class _Checkpointer:
         An extra fsync never weakens a guarantee; a failure is left to SQLite's own syncs.
         """
         for suffix in ("", "-wal"):
-            try:
+            with contextlib.suppress(OSError):
                 fd = os.open(self._path + suffix, os.O_RDONLY)
-            except OSError:
-                continue
-            try:
-                os.fsync(fd)
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
 
     def stop(self) -> None:
         self._stopping = True
