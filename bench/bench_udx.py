@@ -30,7 +30,10 @@ import functools
 import json
 import os
 import shutil
+import socket
 import statistics
+import struct
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -113,6 +116,47 @@ async def tcp_python(total: int) -> float:
         return total / elapsed / 1e6
     finally:
         server.close()
+
+
+def udp_floor(total: int, payload: int) -> float:
+    """The ceiling for any Python UDX on this machine: the same 64 kB writes cut into packets
+    of ``payload`` bytes behind 20-byte headers, sent with segmentation offload and read
+    with GRO, headers stripped, and nothing else (no acks, windows, timers or event loop).
+    Whatever the protocol adds has to fit between this and TCP."""
+    gso = (17, 103)  # SOL_UDP, UDP_SEGMENT
+    segment = payload + 20
+    count = min(64, 65000 // segment)
+    burst = count * payload
+    cut = struct.Struct(f"{payload}s" * count)
+    header = bytes(20)
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)
+        rx.bind((HOST, 0))
+        rx.setsockopt(17, 104, 1)  # UDP_GRO
+        rx.setblocking(False)
+        tx.bind((HOST, 0))
+        address = rx.getsockname()
+        ancillary = [(*gso, segment.to_bytes(2, "little"))]
+        data = _random_bytes(total)
+        t0 = time.perf_counter()
+        received = sent = 0
+        while sent + burst <= total:
+            rounds = min(16, (total - sent) // burst)  # about what one flush sends in the UDX rows
+            for _ in range(rounds):
+                chunk = data[sent : sent + burst]
+                buf = bytearray(header).join([b"", *cut.unpack_from(chunk)])
+                tx.sendmsg([buf], ancillary, 0, address)
+                sent += burst
+            for _ in range(rounds):
+                read, _, _, _ = rx.recvmsg(65536, 64)
+                view = memoryview(read)
+                received += len(b"".join([view[o + 20 : o + segment] for o in range(0, len(read), segment)]))
+        return received / (time.perf_counter() - t0) / 1e6
+    finally:
+        rx.close()
+        tx.close()
 
 
 async def _js_peer(sock: UdxSocket, *args: str) -> tuple[asyncio.subprocess.Process, UdxStream]:
@@ -202,6 +246,11 @@ async def run(total: int, rounds: int) -> None:
         ("udx     python -> python (2028 B, udx-native max)", lambda: udx_python(total, 2028)),
         ("udx     python -> python (32000 B, Python-only)", lambda: udx_python(total, 32000)),
     ]
+    if sys.platform.startswith("linux"):
+        python_rows += [
+            ("floor   udp gso/gro, 2028 B, no protocol", lambda: _now(udp_floor(total, 2028))),
+            ("floor   udp gso/gro, 32000 B, no protocol", lambda: _now(udp_floor(total, 32000))),
+        ]
     samples: list[list[float]] = [[] for _ in python_rows]
     for _ in range(rounds):
         for i, (_, measure) in enumerate(python_rows):
@@ -225,6 +274,15 @@ async def run(total: int, rounds: int) -> None:
         jumbo = rows[4][1] or 0.0
         print(f"  python udx / python tcp: {compatible / tcp:.2f} (udx-native-sized packets)")
         print(f"  python udx / python tcp: {jumbo / tcp:.2f} (32 kB Python-only packets)")
+        floors = dict(rows[5:7]) if len(python_rows) > 5 else {}
+        for name, value in floors.items():
+            if value:
+                size = name.split(",")[1].strip()
+                print(f"  {size} floor / python tcp: {value / tcp:.2f} (the ceiling without any protocol)")
+
+
+async def _now(value: float) -> float:
+    return value
 
 
 def main(quick: bool = False) -> None:

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hyperlobby.errors import DecodeError, ProtocolError
+from hyperlobby.swarm import udx_protocol
 from hyperlobby.swarm.udx_protocol import (
     FLAG_DATA,
     FLAG_END,
@@ -217,16 +218,82 @@ def test_coalesced_run_stops_at_another_streams_packet() -> None:
     assert events[0] == StreamData(data[400:]) and b.remote_ended
 
 
+@pytest.mark.parametrize("payload", [50, 52])  # segments of 70 and 72 bytes: header by header, and as columns
 @pytest.mark.parametrize("windows", [[900, 900, 900, 900], [900, 900, 700, 500]])
-def test_coalesced_run_applies_every_window_change(windows: list[int]) -> None:
+def test_coalesced_run_applies_every_window_change(windows: list[int], payload: int) -> None:
     """A run's piggybacked windows and acks are applied in order: the last one counts."""
     b = UdxStreamState(2, remote_id=1)
     run = b"".join(
-        Packet(FLAG_DATA, 2, w, seq, 0, bytes([seq]) * 50).encode() for seq, w in enumerate(windows)
+        Packet(FLAG_DATA, 2, w, seq, 0, bytes([seq]) * payload).encode() for seq, w in enumerate(windows)
     )
-    events, used = b.receive_run(run, 70, 0.0)
-    assert used == len(run) and events == [StreamData(b"".join(bytes([i]) * 50 for i in range(4)))]
+    events, used = b.receive_run(run, payload + HEADER_SIZE, 0.0)
+    assert used == len(run) and events == [StreamData(b"".join(bytes([i]) * payload for i in range(4)))]
     assert b.remote_window == windows[-1] and b._rcv_nxt == 4
+
+
+def _receiver_after_sending(sent: int) -> UdxStreamState:
+    """A stream that has ``sent`` packets in flight to its peer, so piggybacked acks matter."""
+    b = UdxStreamState(2, remote_id=1, max_payload=10, initial_seq=4000)
+    b.write(bytes(10 * sent))
+    b.packets_to_send(0.0)
+    return b
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    count=st.integers(2, 40),
+    payload=st.sampled_from([12, 13, 52, 100]),
+    start=st.sampled_from([0, 250, 2**32 - 5]),
+    tail=st.integers(0, 99),
+    changes=st.lists(
+        st.tuples(
+            st.integers(0, 39),
+            st.sampled_from(["seq", "id", "flags", "offset", "ack", "window", "magic"]),
+            st.integers(0, 2**32 - 1),
+        ),
+        max_size=3,
+    ),
+)
+def test_coalesced_run_checked_as_columns_or_one_by_one_agree(
+    count: int, payload: int, start: int, tail: int, changes: list[tuple[int, str, int]]
+) -> None:
+    """The column check of a run (segments that are a multiple of four) must take exactly
+    what the header-by-header scan takes, whatever field of whichever packet is off, with
+    acks and windows that change inside the run, across the 2**32 wrap, and with a shorter
+    last datagram."""
+    fields = [
+        {
+            "magic": 0xFF,
+            "flags": FLAG_DATA,
+            "offset": 0,
+            "id": 2,
+            "window": 5000,
+            "seq": (start + i) & 0xFFFFFFFF,
+            "ack": 4000 + i // 3,
+        }
+        for i in range(count)
+    ]
+    for index, name, value in changes:
+        if index < count:
+            fields[index][name] = value % 256 if name in ("magic", "flags", "offset") else value
+    datagrams = [
+        struct.pack(
+            "<BBBBIIII", f["magic"], 1, f["flags"], f["offset"], f["id"], f["window"], f["seq"], f["ack"]
+        )
+        + bytes([i]) * payload
+        for i, f in enumerate(fields)
+    ]
+    datagrams[-1] = datagrams[-1][: HEADER_SIZE + payload * tail // 100]
+    buffer = b"".join(datagrams)
+    outcomes = []
+    for columns in (True, False):
+        b = _receiver_after_sending(10)
+        b._rcv_nxt = start
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(udx_protocol, "_WORD_VIEWS", columns)
+            events, used = b.receive_run(buffer, payload + HEADER_SIZE, 1.0)
+        outcomes.append((events, used, b._rcv_nxt, b._snd_una, b.remote_window, b.unread_bytes, b.closed))
+    assert outcomes[0] == outcomes[1]
 
 
 @pytest.mark.parametrize("initial_seq", [0, 250, 2**32 - 10])

@@ -62,9 +62,11 @@ from hyperlobby.swarm.udx_protocol import (
     DEFAULT_RECV_WINDOW,
     DEFAULT_TIMEOUT,
     LINGER,
+    MAGIC,
     MAX_BURST_BYTES,
     MAX_BURST_PACKETS,
     MAX_UDX_NATIVE_PAYLOAD,
+    VERSION,
     Burst,
     StreamClosed,
     StreamData,
@@ -349,9 +351,14 @@ class UdxSocket:
                 break
             except OSError:  # ICMP errors surface here on some platforms; nothing to do
                 continue
-            address = (address[0], address[1])
+            if len(address) != 2:
+                address = (address[0], address[1])  # IPv6 adds flow info and scope id
             if ancillary:
-                segment = _gro_segment(ancillary)
+                level, kind, value = ancillary[0]
+                if len(ancillary) == 1 and level == _SOL_UDP and kind == _UDP_GRO and len(value) in (2, 4):
+                    segment = int.from_bytes(value, sys.byteorder)
+                else:
+                    segment = _gro_segment(ancillary)
                 if segment and len(data) > segment:
                     self._route_run(data, segment, address, now, touched)
                     continue
@@ -368,8 +375,8 @@ class UdxSocket:
         leading run of its in-order data in one go; every other datagram is routed on its own.
         """
         start = 0
-        if is_udx(data):
-            stream = self.udx.streams.get(peek_stream_id(data))
+        if data[0] == MAGIC and data[1] == VERSION:  # is_udx: the run is longer than a header
+            stream = self.udx.streams.get(int.from_bytes(data[4:8], "little"))
             if stream is not None and stream.socket is self and stream.remote_address == address:
                 events, start = stream.state.receive_run(data, segment, now)
                 if start:
