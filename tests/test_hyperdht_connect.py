@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from dht_helpers import randomize_nat
 from hyperlobby.core.store import Store
 from hyperlobby.crypto.keys import key_pair
 from hyperlobby.errors import HandshakeError
@@ -26,6 +27,7 @@ from hyperlobby.swarm.hyperdht.connect import PeerConnectionFailed, PeerNotFound
 from hyperlobby.swarm.hyperdht.connection import QUEUE_MESSAGES, DhtConnection
 from hyperlobby.swarm.hyperdht.dht import HyperDht
 from hyperlobby.swarm.hyperdht.noise_wrap import PROLOGUE
+from hyperlobby.swarm.hyperdht.punching import ClientPunch, ServerPunch
 from hyperlobby.swarm.hyperdht.server import AlreadyListening, Server, create_server, servers_of
 from hyperlobby.wire.noise import NoiseIK, NoiseKeyPair
 from hyperlobby.wire.replication import Replication
@@ -519,3 +521,60 @@ async def test_a_batch_receiver_gets_each_read_as_one_list_in_order(net: Net) ->
     sizes = [len(m) for m in [*early, *messages, b"", b"last"]]
     assert conn.raw_bytes_written == sum(n + 17 + 3 for n in sizes)
     assert peer.raw_bytes_read == sum(n + 17 for n in sizes)
+
+
+@pytest.mark.parametrize("random_side", ["server", "client"])
+async def test_a_randomizing_nat_is_punched_with_birthday_sockets(
+    net: Net, monkeypatch: pytest.MonkeyPatch, random_side: str
+) -> None:
+    """One side's NAT randomizes ports: it opens 255 more punch sockets, all probing the
+    other side's address, while the other side guesses ports. The connection runs over the
+    birthday socket that got through (the punch socket's own probes are dropped here so it
+    cannot be that one); the other sockets close, and the random punch ration is taken and
+    given back."""
+    punches = randomize_nat(monkeypatch, ServerPunch if random_side == "server" else ClientPunch)
+    server_dht = await net.peer(persistent=False)
+    client_dht = await net.peer(persistent=False)
+    server, accepted = await echo_server(server_dht)
+    assert server.public_key is not None
+    conn = await connect(client_dht, server.public_key, timeout=WAIT, lan=False, fast_open=False)
+    assert await roundtrip(conn, b"y" * 3000) == b"echo:" + b"y" * 3000
+    (punch,) = punches
+    random_dht = server_dht if random_side == "server" else client_dht
+    stream = accepted[0].udx_stream if random_side == "server" else conn.udx_stream
+    assert stream.socket is not punch.punch.socket  # a birthday socket carries the connection
+    assert [h.socket for h in punch.holders] == [stream.socket]  # the only one left open
+    assert random_dht.random_punches.active == 0 and random_dht.random_punches.last > 0
+    assert punch._closing is not None
+    await asyncio.wait_for(punch._closing, WAIT)
+    birthday = [
+        s
+        for s in random_dht.node.socket.udx.sockets
+        if s not in (random_dht.node.socket, random_dht.node.request_socket)
+    ]
+    assert birthday == [stream.socket]  # the 255 others are closed
+    conn.close()
+    await asyncio.wait_for(accepted[0].wait_closed(), WAIT)
+    for _ in range(250):
+        if stream.socket is not None and stream.socket.closed:
+            break
+        await asyncio.sleep(0.02)
+    assert stream.socket is not None and stream.socket.closed
+
+
+@pytest.mark.parametrize("rationed", ["server", "client"])
+async def test_random_punches_beyond_the_ration_fail_fast(
+    net: Net, monkeypatch: pytest.MonkeyPatch, rationed: str
+) -> None:
+    """A node already running its one random punch does not start another: a server answers
+    TRY_LATER, a client gives up before punching, and neither opens birthday sockets."""
+    punches = randomize_nat(monkeypatch, ServerPunch)
+    server_dht = await net.peer(persistent=False)
+    client_dht = await net.peer(persistent=False)
+    (server_dht if rationed == "server" else client_dht).random_punches.begin()
+    server, accepted = await echo_server(server_dht)
+    assert server.public_key is not None
+    with pytest.raises(PeerConnectionFailed):
+        await connect(client_dht, server.public_key, timeout=WAIT, lan=False, fast_open=False)
+    assert not accepted
+    assert all(len(p.holders) <= 1 for p in punches)  # no birthday sockets were opened

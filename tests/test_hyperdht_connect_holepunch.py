@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import random
 from dataclasses import dataclass, field
 
 import pytest
@@ -22,12 +23,17 @@ from hyperlobby.swarm.hyperdht.constants import (
     FIREWALL_UNKNOWN,
 )
 from hyperlobby.swarm.hyperdht.holepuncher import (
+    BIRTHDAY_SOCKETS,
+    HOLEPUNCH_TTL,
+    RANDOM_PROBE_TRIES,
     ClientPath,
     NatSampler,
     Puncher,
+    RandomPunches,
     RemoteAddress,
     ServerPath,
     Strategy,
+    birthday_schedule,
     client_path,
     consistent_probe_schedule,
     is_bogon,
@@ -35,6 +41,7 @@ from hyperlobby.swarm.hyperdht.holepuncher import (
     is_reserved,
     local_addresses,
     match_address,
+    random_probe_schedule,
     server_path,
 )
 from hyperlobby.swarm.hyperdht.noise_wrap import NoiseWrap
@@ -354,7 +361,7 @@ def test_in_memory_random_nat_is_not_punched_by_consistent_probes() -> None:
     assert b.nat.firewall == FIREWALL_RANDOM
     assert a.strategy() is Strategy.NONE  # no verified address: nothing to guess around
     a.update_remote(punching=True, firewall=FIREWALL_RANDOM, addresses=b.nat.addresses, verified="2.0.0.2")
-    assert a.strategy() is Strategy.RANDOM_PROBES  # would need port guessing, which we do not run
+    assert a.strategy() is Strategy.RANDOM_PROBES  # needs port guessing: see the tests below
     a.punching = b.punching = True
     world.run(
         {"a": a, "b": b},
@@ -364,3 +371,140 @@ def test_in_memory_random_nat_is_not_punched_by_consistent_probes() -> None:
         },
     )
     assert not a.connected
+
+
+def test_random_probe_schedule_guesses_a_fresh_port_every_20_ms() -> None:
+    sched = list(random_probe_schedule("2.0.0.2", random.Random(7)))
+    assert len(sched) == RANDOM_PROBE_TRIES
+    assert [round(t, 6) for t, _ in sched[:3]] == [0.0, 0.02, 0.04]
+    assert round(sched[-1][0], 6) == round((RANDOM_PROBE_TRIES - 1) * 0.02, 6)  # ~35 s in all
+    ports = [addr.port for _, addr in sched]
+    assert {addr.host for _, addr in sched} == {"2.0.0.2"}
+    assert min(ports) >= 1000 and max(ports) <= 65535
+    assert len(set(ports)) > RANDOM_PROBE_TRIES * 0.9  # guesses, not a sweep of a few ports
+    assert sched == list(random_probe_schedule("2.0.0.2", random.Random(7)))
+
+
+def test_birthday_schedule_opens_every_socket_then_keeps_them_alive() -> None:
+    sched = list(birthday_schedule(4, tries=10))
+    # every socket fires once at once with the low TTL (each opens a mapping in our NAT) ...
+    assert sched[:4] == [(0.0, 0, True), (0.0, 1, True), (0.0, 2, True), (0.0, 3, True)]
+    keep = sched[4:]
+    # ... then after 100 ms they take turns every 20 ms, the first full turn still low
+    assert [i for _, i, _ in keep] == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1]
+    assert [low for _, _, low in keep] == [True] * 4 + [False] * 6
+    assert [round(t, 6) for t, _, _ in keep[:3]] == [0.1, 0.12, 0.14]
+    full = list(birthday_schedule())
+    assert len(full) == BIRTHDAY_SOCKETS + RANDOM_PROBE_TRIES
+    assert max(i for _, i, _ in full) == BIRTHDAY_SOCKETS - 1
+
+
+def test_random_punches_are_rationed_one_at_a_time_and_20_s_apart() -> None:
+    ration = RandomPunches(interval=20.0)
+    assert ration.allowed(0.0)
+    ration.begin()
+    assert not ration.allowed(1.0)  # one at a time
+    ration.end(5.0)
+    assert not ration.allowed(24.9) and ration.allowed(25.0)  # 20 s after the last one ended
+    deferred = RandomPunches(interval=20.0, now=100.0, defer=True)
+    assert not deferred.allowed(110.0) and deferred.allowed(120.0)  # a fresh node waits as well
+
+
+class RandomWorld:
+    """The NATs of a port-keeping side "c" (one socket) and a port-randomizing side "r" (any
+    number of sockets, a fresh public port per socket and destination). Both filter by
+    endpoint: a packet gets in only from an address the socket behind has sent to."""
+
+    C_HOST, C_PORT, R_HOST = "1.0.0.1", 4000, "2.0.0.2"
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.c_opened: set[Address] = set()
+        self.r_mapping: dict[tuple[int, Address], int] = {}  # (socket, destination) -> public port
+        self.r_ports: dict[int, tuple[int, Address]] = {}  # public port -> (socket, destination)
+        self.seq = itertools.count()
+        self.hits: list[tuple[str, int, Address]] = []
+
+    def r_public(self, socket: int, dest: Address) -> Address:
+        port = self.r_mapping.get((socket, dest))
+        if port is None:
+            port = self.rng.randrange(1000, 65536)
+            while port in self.r_ports:
+                port = self.rng.randrange(1000, 65536)
+            self.r_mapping[(socket, dest)] = port
+            self.r_ports[port] = (socket, dest)
+        return A(self.R_HOST, port)
+
+
+def _random_world_punch(c_initiates: bool, seed: int) -> tuple[bool, float, int]:
+    """Run the guessing side (c) against the birthday side (r) in simulated time, 10 ms a
+    hop; low-TTL probes open the sender's mapping but never arrive. Returns (connected,
+    when, probes that got through)."""
+    world = RandomWorld(seed)
+    c_address, r_verified = A(world.C_HOST, world.C_PORT), A(world.R_HOST, 0)
+    c = Puncher(c_initiates, _nat_of(FIREWALL_CONSISTENT, c_address))
+    r = Puncher(not c_initiates, _nat_of(FIREWALL_RANDOM, A(world.R_HOST, 9999)))
+    c.update_remote(punching=True, firewall=FIREWALL_RANDOM, addresses=[r_verified], verified=world.R_HOST)
+    r.update_remote(punching=True, firewall=FIREWALL_CONSISTENT, addresses=[c_address], verified=world.C_HOST)
+    assert c.strategy() is Strategy.RANDOM_PROBES and r.strategy() is Strategy.BIRTHDAY
+    c.punching = r.punching = True
+    events: list[tuple[float, int, str, int, Address, bool]] = []
+    for t, addr in random_probe_schedule(world.R_HOST, random.Random(seed + 1)):
+        heapq.heappush(events, (t, next(world.seq), "send-c", 0, addr, False))
+    for t, index, low in birthday_schedule():
+        heapq.heappush(events, (t, next(world.seq), "send-r", index, c_address, low))
+    initiator = c if c_initiates else r
+    while events and not initiator.connected:
+        now, _, kind, socket, addr, low = heapq.heappop(events)
+        if kind == "send-c":
+            world.c_opened.add(addr)
+            if addr.host == world.R_HOST and addr.port in world.r_ports:
+                inside, allowed = world.r_ports[addr.port]
+                if allowed == c_address:  # r's NAT lets c in only where that socket sent to c
+                    heapq.heappush(events, (now + 0.01, next(world.seq), "at-r", inside, c_address, False))
+        elif kind == "send-r":
+            source = world.r_public(socket, addr)
+            if not low and source in world.c_opened:  # c's NAT: only from where c sent to
+                heapq.heappush(events, (now + 0.01, next(world.seq), "at-c", 0, source, False))
+        elif kind == "at-r":
+            world.hits.append(("r", socket, addr))
+            if r.on_probe(addr):
+                heapq.heappush(events, (now, next(world.seq), "send-r", socket, addr, False))
+        else:
+            world.hits.append(("c", socket, addr))
+            if c.on_probe(addr):
+                heapq.heappush(events, (now, next(world.seq), "send-c", 0, addr, False))
+    return initiator.connected, now, len(world.hits)
+
+
+def _nat_of(kind: int, seen_as: Address) -> NatSampler:
+    nat = NatSampler()
+    for i in range(4):
+        port = seen_as.port if kind == FIREWALL_CONSISTENT else seen_as.port + i
+        nat.add(A(seen_as.host, port), A("9.9.9.9", 100 + i))
+    assert nat.firewall == kind
+    return nat
+
+
+@pytest.mark.parametrize("c_initiates", [True, False], ids=["guesser-initiates", "birthday-initiates"])
+@pytest.mark.parametrize("seed", range(5))
+def test_in_memory_guessing_meets_birthday_sockets(c_initiates: bool, seed: int) -> None:
+    """A consistent NAT meets a randomizing one: the first guess that lands on one of the 256
+    mappings gets through, the responder answers from that very socket, and the initiator is
+    connected well within the ~35 s the schedules run."""
+    connected, when, hits = _random_world_punch(c_initiates, seed)
+    assert connected and hits >= 1
+    assert when < 35.0
+
+
+def test_in_memory_birthday_sockets_alone_do_not_get_through() -> None:
+    """Without the other side's guesses nothing arrives: the keep-alives reach only a NAT that
+    never sent to those ports (this is what makes the guessing necessary)."""
+    world = RandomWorld(1)
+    c_address = A(world.C_HOST, world.C_PORT)
+    arrived = 0
+    for _t, index, _low in birthday_schedule():
+        if world.r_public(index, c_address) in world.c_opened:
+            arrived += 1
+    assert arrived == 0 and len(world.r_ports) == BIRTHDAY_SOCKETS
+    assert HOLEPUNCH_TTL < 64

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from dht_helpers import randomize_nat
 from hyperlobby.core.store import Store
 from hyperlobby.crypto.hashes import blake2b256
 from hyperlobby.crypto.keys import key_pair
@@ -30,6 +31,7 @@ from hyperlobby.swarm.hyperdht.connect import PeerConnectionFailed, PeerNotFound
 from hyperlobby.swarm.hyperdht.connection import DhtConnection
 from hyperlobby.swarm.hyperdht.dht import HyperDht
 from hyperlobby.swarm.hyperdht.noise_wrap import PROLOGUE
+from hyperlobby.swarm.hyperdht.punching import ClientPunch, ServerPunch
 from hyperlobby.swarm.hyperdht.server import Server, create_server, servers_of
 from hyperlobby.wire.noise import NoiseIK, NoiseKeyPair
 from hyperlobby.wire.replication import Replication
@@ -424,3 +426,58 @@ async def test_byte_counters_match_js_and_tell_silent_from_active(js: JsPeer, py
     assert (conns[0].raw_bytes_read, conns[0].raw_bytes_written) == js_server_side
     assert js_server_side == (len(message) + 17, len(b"echo:" + message) + 17 + 3)
     conn.close()
+
+
+async def test_js_server_guesses_ports_while_python_opens_birthday_sockets(
+    big_js: JsPeer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Our client says its NAT randomizes ports: JS's server takes the random strategy
+    (guessing our ports) while our birthday sockets probe it, and the connection comes up
+    over the birthday socket its answer reached."""
+    punches = randomize_nat(monkeypatch, ClientPunch)
+    py = Py(big_js)
+    try:
+        served = await big_js.call(cmd="listen", mode="echo", firewalled=True)
+        client = await py.node()
+        conn = await connect(
+            client, bytes.fromhex(served["publicKey"]), timeout=WAIT, lan=False, fast_open=False
+        )
+        conn.send(b"birthday")
+        assert await asyncio.wait_for(conn.recv(), WAIT) == b"echo:birthday"
+        (punch,) = punches
+        assert conn.udx_stream.socket is not punch.punch.socket
+        assert [h.socket for h in punch.holders] == [conn.udx_stream.socket]
+        stats = await big_js.call(cmd="punches", id=served["id"])
+        assert stats["punches"]["random"] == 1, stats
+        conn.close()
+    finally:
+        await py.close()
+
+
+async def test_js_client_guesses_ports_of_a_python_server_behind_a_randomizing_nat(
+    big_js: JsPeer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other way round: our server behind a "randomizing" NAT opens birthday sockets
+    toward JS's client (which takes the random strategy, guessing our ports, unless our
+    probes reach it first); JS connects its stream to the birthday socket it heard from."""
+    punches = randomize_nat(monkeypatch, ServerPunch)
+    py = Py(big_js)
+    try:
+        dht = await py.node()
+        server, got, conns = await echo_server(dht)
+        assert server.public_key is not None
+        res = await big_js.call(
+            cmd="connect", publicKey=server.public_key.hex(), lan=False, fastOpen=False, firewalled=True
+        )
+        assert res["ok"], res
+        # JS counts its random punch once it starts guessing; our birthday probes may reach
+        # it first (then it is connected before it guesses at all)
+        assert res["punches"]["random"] in (0, 1) and res["punches"]["consistent"] == 0, res
+        assert got == [b"hello"]
+        (punch,) = punches
+        sock = conns[0].udx_stream.socket
+        assert sock is not None and sock is not punch.punch.socket and sock is not dht.node.socket
+        assert res["remoteAddress"]["port"] == sock.address[1]
+        assert dht.random_punches.active == 0
+    finally:
+        await py.close()

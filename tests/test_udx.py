@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import socket
+import sys
 
 import pytest
 
@@ -375,3 +377,26 @@ async def test_bulk_both_ways_through_loss_duplication_and_reordering(seed: int)
         proxy.close()
         await a.close()
         await b.close()
+
+
+async def test_a_datagram_can_carry_its_own_hop_limit() -> None:
+    """send(ttl=5) puts 5 in that one datagram's IP header (what a holepunch's first probes
+    need); the next datagram goes out with the default 64 again."""
+    sender = await UdxSocket.bind("127.0.0.1")
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_RECVTTL", 12), 1)  # linux/in.h
+        receiver.settimeout(5)
+        target = receiver.getsockname()
+        hops = []
+        for ttl in (5, None):
+            sender.send(b"\x00", target, ttl=ttl)
+            _data, ancillary, _flags, _addr = receiver.recvmsg(16, socket.CMSG_SPACE(4))
+            ((level, kind, value),) = ancillary
+            assert (level, kind) == (socket.IPPROTO_IP, socket.IP_TTL)
+            hops.append(int.from_bytes(value[:4], sys.byteorder))
+        assert hops == [5, 64]
+    finally:
+        receiver.close()
+        await sender.close()

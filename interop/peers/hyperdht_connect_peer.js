@@ -25,6 +25,7 @@
 //   {cmd: "received", id}  messages the echo server got so far -> {messages: [hex]}
 //   {cmd: "counters", id}  the secret-stream byte counters of the server's connections
 //       -> {conns: [{remotePublicKey, rawBytesRead, rawBytesWritten}]}
+//   {cmd: "punches", id}  the server node's holepunch statistics -> {punches: {consistent, random, open}}
 //   {cmd: "bound"}  the host of every socket any JS node has bound (dht-rpc's client and
 //       server sockets, the holepunch socket pool's) -> {hosts: [host]}
 //   {cmd: "quit"}
@@ -100,6 +101,7 @@ async function main() {
     })
     await withTimeout(server.listen(), 20000, 'listen')
     entry.server = server
+    entry.node = node
     entry.core = core
     servers.push(entry)
     return {
@@ -183,6 +185,8 @@ async function main() {
         return out({ knocks: servers[msg.id].knocks })
       case 'received':
         return out({ messages: servers[msg.id].messages })
+      case 'punches':
+        return out({ punches: servers[msg.id].node.stats.punches })
       case 'bound':
         return out({ hosts: boundHosts() })
       case 'counters':

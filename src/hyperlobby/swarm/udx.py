@@ -98,6 +98,7 @@ _GSO_MAX_SEGMENTS = MAX_BURST_PACKETS
 _GSO_MAX_BYTES = MAX_BURST_BYTES
 _CMSG_SPACE = _socket.CMSG_SPACE(4) if hasattr(_socket, "CMSG_SPACE") else 0
 MAX_BACKLOG = 4096
+_DEFAULT_TTL = 64  # what send(ttl=...) restores: the usual initial hop limit (and udx-native's)
 DEFAULT_HIGH_WATER = 4 * 1024 * 1024
 _ALLOWED_HOSTS = ("127.0.0.1", "::1", "localhost")
 
@@ -226,9 +227,25 @@ class UdxSocket:
         stream.default_socket = self
         return stream
 
-    def send(self, data: bytes, address: Address) -> None:
-        """Send one raw datagram (not UDX) from this socket; best effort, like UDP itself."""
-        self._sendto(data, address)
+    def send(self, data: bytes, address: Address, *, ttl: int | None = None) -> None:
+        """Send one raw datagram (not UDX) from this socket; best effort, like UDP itself.
+
+        ``ttl`` sets the hop limit of this one datagram (holepunching opens our own NAT's
+        mapping with packets that die before the remote's NAT)."""
+        if ttl is None or self._closed:
+            self._sendto(data, address)
+            return
+        if self._sock.family == _socket.AF_INET6:
+            level, option = _socket.IPPROTO_IPV6, _socket.IPV6_UNICAST_HOPS
+        else:
+            level, option = _socket.IPPROTO_IP, _socket.IP_TTL
+        with contextlib.suppress(OSError):  # no hop limit to set here: the default one goes
+            self._sock.setsockopt(level, option, ttl)
+        try:
+            self._sendto(data, address)
+        finally:
+            with contextlib.suppress(OSError):
+                self._sock.setsockopt(level, option, _DEFAULT_TTL)
 
     async def close(self) -> None:
         """Destroy every stream and close the socket."""

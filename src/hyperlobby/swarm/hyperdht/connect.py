@@ -125,8 +125,8 @@ class _Attempt:
         # remember how to reach this key next time: the server's own view of its relays first
         served = self.payload.relay_addresses if self.payload is not None else None
         _remember_relays(self.dht, self.remote_public_key, list(served or self.through_nodes))
-        if self.punch is not None and socket is self.punch.punch.socket:
-            self.punch.punch.keep(self.stream.closed)
+        if self.punch is not None:
+            self.punch.keep_socket(socket, self.stream.closed)
         self.connected.set_result(conn)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -240,8 +240,13 @@ class _Attempt:
             await self.punch.run(server_address, relay, client_relay, fast_open=self.fast_open)
         except HyperlobbyError as err:
             if not self.connected.done():
+                # The punch cannot happen (aborted, unpunchable, rationed): fail now, as JS
+                # does, instead of waiting out the connect timeout.
                 self.errors.append(err)
                 self.punch.close()
+                self._give_up(
+                    PeerConnectionFailed("holepunch failed", attempts=self.attempts, cause=str(err))
+                )
 
     def _give_up(self, err: HyperlobbyError) -> None:
         if not self.connected.done():
@@ -256,8 +261,8 @@ class _Attempt:
         failed = not self.connected.done() or self.connected.exception() is not None
         if failed:
             self.stream.destroy()
-        if self.punch is not None and (failed or not self.punch.punch.kept):
-            self.punch.close()
+        if self.punch is not None:
+            self.punch.close()  # every punch socket but the one the connection runs over
 
 
 async def _find_and_connect(a: _Attempt, relay_addresses: Sequence[Address], timeout: float) -> None:

@@ -46,6 +46,7 @@ from hyperlobby.swarm.dht_rpc import Address, DhtNode, IncomingRequest, Query, Q
 from hyperlobby.swarm.dht_rpc.node import DEFAULT_QUERY_TIMEOUT, AddressLike
 from hyperlobby.swarm.hyperdht import constants as C
 from hyperlobby.swarm.hyperdht import messages as m
+from hyperlobby.swarm.hyperdht.holepuncher import RANDOM_PUNCH_INTERVAL, RandomPunches
 from hyperlobby.swarm.hyperdht.persistent import (
     MAX_LOOKUP_PEERS,
     Persistent,
@@ -310,6 +311,8 @@ class HyperDht:
         record_max_age: float = 48 * 60 * 60.0,
         clock: Callable[[], float] = time.time,
         keypair: KeyPair | None = None,
+        random_punch_interval: float = RANDOM_PUNCH_INTERVAL,
+        defer_random_punch: bool = False,
     ) -> None:
         self.node = node
         self._clock = clock
@@ -323,6 +326,10 @@ class HyperDht:
         self.on_close: list[Callable[[], Awaitable[None]]] = []
         # the identity connect() uses when none is given (JS ``defaultKeyPair``)
         self.default_keypair: KeyPair = keypair if keypair is not None else key_pair()
+        # holepunches that guess ports or open birthday sockets, rationed per node as in JS
+        self.random_punches = RandomPunches(
+            interval=random_punch_interval, now=time.monotonic(), defer=defer_random_punch
+        )
         node.on_request = self._on_request
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -339,19 +346,31 @@ class HyperDht:
         max_age: float = 20 * 60.0,
         record_max_age: float = 48 * 60 * 60.0,
         keypair: KeyPair | None = None,
+        random_punch_interval: float = RANDOM_PUNCH_INTERVAL,
+        defer_random_punch: bool = False,
         **dht_rpc_options: Any,
     ) -> HyperDht:
         """Bind, bootstrap from ``bootstrap`` (required, never implied) and return the node.
 
         ``ephemeral=None`` starts ephemeral and adaptive as JS does (it may become persistent
         through ``node.update_network_state()``); ``False`` is for nodes known reachable, as on
-        a loopback test network.
+        a loopback test network. ``random_punch_interval`` (seconds) and
+        ``defer_random_punch`` are JS's options of those names: how long after one
+        port-guessing holepunch the next may start, and whether a fresh node waits too.
         """
         if ephemeral is None:
             dht_rpc_options.setdefault("adaptive", True)
             ephemeral = True
         node = DhtNode(bootstrap=bootstrap, host=host, port=port, ephemeral=ephemeral, **dht_rpc_options)
-        dht = cls(node, max_size=max_size, max_age=max_age, record_max_age=record_max_age, keypair=keypair)
+        dht = cls(
+            node,
+            max_size=max_size,
+            max_age=max_age,
+            record_max_age=record_max_age,
+            keypair=keypair,
+            random_punch_interval=random_punch_interval,
+            defer_random_punch=defer_random_punch,
+        )
         await node.start()
         try:
             await node.bootstrap()
@@ -363,8 +382,9 @@ class HyperDht:
     @classmethod
     async def bootstrapper(cls, host: str = "127.0.0.1", port: int = 0, **options: Any) -> HyperDht:
         """The first, persistent node of a network (others list it in ``bootstrap=``)."""
+        mine = ("max_size", "max_age", "record_max_age", "keypair")
         keep = {
-            k: options.pop(k) for k in ("max_size", "max_age", "record_max_age", "keypair") if k in options
+            k: options.pop(k) for k in (*mine, "random_punch_interval", "defer_random_punch") if k in options
         }
         node = await DhtNode.bootstrapper(host, port, **options)
         return cls(node, **keep)

@@ -17,9 +17,14 @@ holepuncher.js / nat.js / the branches of connect.js and server.js:
   connect straight to an OPEN peer, take the same-host/LAN shortcut, wait for an OPEN client
   to connect to us, or holepunch.
 * :class:`Puncher` holds one side's punching state (the remote's reported NAT, addresses and
-  whether it is punching) and says which strategy :meth:`Puncher.punch` would run, and
-  :func:`consistent_probe_schedule` lists the probes of the consistent/consistent case
-  (the only strategy that can succeed without guessing ports).
+  whether it is punching) and says which strategy to run. Each strategy is a schedule:
+  :func:`consistent_probe_schedule` when both NATs keep a port per socket;
+  :func:`random_probe_schedule` when only the remote's NAT picks a fresh port per
+  destination (we guess ports on its host); :func:`birthday_schedule` when ours does (we
+  open many sockets toward its one address, so some guess of the remote lands on one of
+  our mappings: 256 mappings among ~64k ports make a hit within ~1750 guesses all but
+  certain). Both NATs randomizing cannot work. :class:`RandomPunches` rations the noisy
+  random strategies per node, as JS does: one at a time, 20 s apart.
 
 The asyncio side (connect.py/server.py) sends what these decide. Tests drive them with
 in-memory packets.
@@ -29,7 +34,8 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-from collections.abc import Sequence
+import random
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from hyperlobby.swarm.dht_rpc import Address
@@ -42,17 +48,21 @@ from hyperlobby.swarm.hyperdht.constants import (
 )
 
 HOLEPUNCH_PROBE = b"\x00"  # a probe is one zero byte (dht-rpc and UDX never send 1-byte datagrams)
-# JS sends its "open session" probes with TTL 5, so they open our NAT's mapping without
-# reaching the remote NAT. Our probes all go out with the socket's default TTL: on loopback (the
-# only place they go in tests) that makes no difference; across real NATs it can trip a NAT that
-# bans early unsolicited packets. Kept here as the JS values for reference.
+# The birthday sockets' first probes go out with TTL 5, as in JS: enough hops to open our own
+# NAT's mapping, too few to reach the remote NAT, which might otherwise ban the early
+# unsolicited packets. Everything else uses the default TTL.
 HOLEPUNCH_TTL = 5
 DEFAULT_TTL = 64
 MIN_SAMPLES = 4
 CONSISTENT_PROBE_TRIES = 10
 PROBE_INTERVAL = 1.0
-RANDOM_PROBE_TRIES = 1750  # ~35 s of guessing at 20 ms; only against a RANDOM remote
-BIRTHDAY_SOCKETS = 256
+RANDOM_PROBE_TRIES = 1750  # ~35 s of guesses (or birthday keep-alives) at 20 ms
+RANDOM_PROBE_INTERVAL = 0.02
+BIRTHDAY_SOCKETS = 256  # our punch socket included
+BIRTHDAY_SETTLE = 0.1  # pause between opening the birthday sockets and keeping them alive
+RANDOM_PUNCH_LIMIT = 1  # random punches a node runs at once (JS: "one for extra safety")
+RANDOM_PUNCH_INTERVAL = 20.0  # seconds between one random punch's end and the next one's start
+MIN_RANDOM_PORT = 1000  # guessed ports are 1000..65535, as in JS
 
 
 def is_private(host: str) -> bool:
@@ -430,7 +440,75 @@ def consistent_probe_schedule(
     return out
 
 
+def random_probe_schedule(
+    host: str, rng: random.Random, *, tries: int = RANDOM_PROBE_TRIES
+) -> Iterator[tuple[float, Address]]:
+    """(delay from start, address) of each guess at a randomizing NAT's port on ``host``:
+    one every 20 ms, a fresh random port each time (JS ``_randomProbes``)."""
+    for attempt in range(tries):
+        yield attempt * RANDOM_PROBE_INTERVAL, Address(host, rng.randrange(MIN_RANDOM_PORT, 65536))
+
+
+def birthday_schedule(
+    sockets: int = BIRTHDAY_SOCKETS, *, tries: int = RANDOM_PROBE_TRIES
+) -> Iterator[tuple[float, int, bool]]:
+    """(delay from start, socket index, low TTL) of each probe toward the remote's one
+    address when our NAT randomizes (JS ``_openBirthdaySockets`` + ``_keepAliveRandomNat``).
+
+    Socket 0 is the punch socket we already have; the others are opened as the schedule
+    first names them. Every socket probes once at once with the low TTL (each probe makes a
+    mapping in our NAT); after a short pause they take turns every 20 ms, the first full
+    turn still with the low TTL and the rest with the default one.
+    """
+    for index in range(sockets):
+        yield 0.0, index, True
+    t = BIRTHDAY_SETTLE
+    index = 0
+    low_rounds = 1
+    for _ in range(tries):
+        if index == sockets:
+            index = 0
+            low_rounds = max(0, low_rounds - 1)
+        yield t, index, low_rounds > 0
+        index += 1
+        t += RANDOM_PROBE_INTERVAL
+
+
+class RandomPunches:
+    """A node's ration of random punches (JS ``dht._randomPunches`` and ``_lastRandomPunch``).
+
+    Guessing ports or opening hundreds of sockets is noisy for both NATs and the network, so
+    a node runs at most ``limit`` such punches at once and starts the next one only
+    ``interval`` seconds after the previous one ended (``defer`` counts from creation, so a
+    fresh node waits too).
+    """
+
+    def __init__(
+        self,
+        *,
+        limit: int = RANDOM_PUNCH_LIMIT,
+        interval: float = RANDOM_PUNCH_INTERVAL,
+        now: float = 0.0,
+        defer: bool = False,
+    ) -> None:
+        self.limit = limit
+        self.interval = interval
+        self.active = 0
+        self.last = now if defer else float("-inf")
+
+    def allowed(self, now: float) -> bool:
+        return self.active < self.limit and now - self.last >= self.interval
+
+    def begin(self) -> None:
+        self.active += 1
+
+    def end(self, now: float) -> None:
+        self.active = max(0, self.active - 1)
+        self.last = now
+
+
 __all__ = [
+    "BIRTHDAY_SOCKETS",
     "DEFAULT_TTL",
     "HOLEPUNCH_PROBE",
     "HOLEPUNCH_TTL",
@@ -438,9 +516,11 @@ __all__ = [
     "ClientPlan",
     "NatSampler",
     "Puncher",
+    "RandomPunches",
     "RemoteAddress",
     "ServerPath",
     "Strategy",
+    "birthday_schedule",
     "client_path",
     "coerce_firewall",
     "consistent_probe_schedule",
@@ -449,5 +529,6 @@ __all__ = [
     "is_reserved",
     "local_addresses",
     "match_address",
+    "random_probe_schedule",
     "server_path",
 ]

@@ -11,9 +11,15 @@ it, so the relay and the server see the socket that will punch.
 
 :class:`ServerPunch` answers PEER_HOLEPUNCH rounds the way server.js ``_onpeerholepunch`` does;
 :class:`ClientPunch` runs connect.js's probe round and punch round. The decisions themselves
-(NAT kind, strategy, probe schedule) are the sans-IO ones in :mod:`holepuncher`. Only the
-consistent/consistent strategy probes here: random-port guessing and birthday sockets (for
-RANDOM NATs) are reported as not possible (``REMOTE_NOT_HOLEPUNCHABLE``) rather than run.
+(NAT kind, strategy, probe schedules) are the sans-IO ones in :mod:`holepuncher`; this
+module runs whichever applies. Against a port-randomizing remote we guess its ports from
+our punch socket; behind a randomizing NAT of our own we open up to 255 more punch sockets
+("birthday" sockets, JS's socket pool) and keep them all probing the remote's one address.
+The socket a probe arrives on is the path: the connection's stream runs over it, and the
+other sockets are closed. Those two strategies take the node's ration of random punches
+(:class:`~hyperlobby.swarm.hyperdht.holepuncher.RandomPunches`); a server out of ration
+answers ``TRY_LATER``, a client gives up the attempt (a swarm retries it with backoff;
+JS's client instead waits 10-20 s itself when the server's relay can carry the retry).
 
 Every wait is bounded; a PunchSocket that does not end up carrying the connection is closed.
 """
@@ -24,8 +30,9 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from hyperlobby.errors import DecodeError, HyperlobbyError, ProtocolError
@@ -35,10 +42,13 @@ from hyperlobby.swarm.hyperdht import constants as C
 from hyperlobby.swarm.hyperdht import messages as m
 from hyperlobby.swarm.hyperdht.holepuncher import (
     HOLEPUNCH_PROBE,
+    HOLEPUNCH_TTL,
     NatSampler,
     Puncher,
     Strategy,
+    birthday_schedule,
     consistent_probe_schedule,
+    random_probe_schedule,
 )
 from hyperlobby.swarm.hyperdht.noise_wrap import HandshakeFinal
 from hyperlobby.swarm.hyperdht.secure_payload import SecurePayload
@@ -115,8 +125,8 @@ class PunchSocket:
     def address(self) -> Address:
         return Address(*self.socket.address)
 
-    def probe(self, to: Address) -> None:
-        self.socket.send(HOLEPUNCH_PROBE, (to.host, to.port))
+    def probe(self, to: Address, ttl: int | None = None) -> None:
+        self.socket.send(HOLEPUNCH_PROBE, (to.host, to.port), ttl=ttl)
 
     async def request(
         self,
@@ -200,22 +210,119 @@ class PunchSocket:
         await self.socket.close()
 
 
-class ServerPunch:
+class _Punch:
+    """What both sides of a holepunch share: the sockets it sends from (the punch socket
+    first, then any birthday sockets) and the runners of the three strategies."""
+
+    def __init__(self, dht: HyperDht, final: HandshakeFinal, punch: PunchSocket, puncher: Puncher) -> None:
+        self.dht = dht
+        self.payload = SecurePayload(final.holepunch_secret)
+        self.punch = punch
+        self.puncher = puncher
+        self.nat = puncher.nat
+        self.holders: list[PunchSocket] = [punch]
+        self._rationed = False
+        self._closing: asyncio.Task[None] | None = None
+        punch.on_probe = lambda source: self._on_probe(source, punch)
+
+    def _on_probe(self, source: Address, holder: PunchSocket) -> None:
+        raise NotImplementedError
+
+    def _done(self) -> bool:
+        p = self.puncher
+        return p.destroyed or p.connected or not p.punching
+
+    def take_random_ration(self) -> bool:
+        """Count this punch against the node's random punches, if the ration allows one now."""
+        if self._rationed:
+            return True
+        ration = self.dht.random_punches
+        if not ration.allowed(time.monotonic()):
+            return False
+        ration.begin()
+        self._rationed = True
+        return True
+
+    def keep_socket(self, socket: UdxSocket, stream_closed: asyncio.Future[HyperlobbyError | None]) -> None:
+        """The connection runs over ``socket``: if it is one of ours, keep it until the stream
+        ends (close() then closes the others)."""
+        for holder in self.holders:
+            if holder.socket is socket:
+                holder.keep(stream_closed)
+
+    @property
+    def kept(self) -> bool:
+        return any(holder.kept for holder in self.holders)
+
+    def _close_sockets(self) -> None:
+        self.puncher.destroyed = True
+        if self._rationed:
+            self._rationed = False
+            self.dht.random_punches.end(time.monotonic())
+        closing, self.holders = self.holders, [h for h in self.holders if h.kept]
+        self._closing = asyncio.get_running_loop().create_task(_close_all(closing))
+
+    async def _run(self, strategy: Strategy) -> None:
+        """Send the probes of ``strategy`` until a path opens, the punch ends or the schedule
+        runs out (at most ~35 s)."""
+        p = self.puncher
+        remote = p.verified_address()
+        if strategy is Strategy.CONSISTENT:
+            await self._paced(consistent_probe_schedule(p.remote_addresses, is_initiator=p.is_initiator))
+        elif strategy is Strategy.RANDOM_PROBES and remote is not None:
+            await self._paced(random_probe_schedule(remote.host, random.Random()))
+        elif strategy is Strategy.BIRTHDAY and remote is not None:
+            await self._birthday(Address(remote.host, remote.port))
+
+    async def _birthday(self, remote: Address) -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for delay, index, low in birthday_schedule():
+            wait = start + delay - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if self._done():
+                return
+            holder = self.holders[index] if index < len(self.holders) else await self._open_holder()
+            if holder is None:
+                return
+            holder.probe(remote, HOLEPUNCH_TTL if low else None)
+
+    async def _open_holder(self) -> PunchSocket | None:
+        holder = await PunchSocket.open(self.dht)
+        if self._done():
+            await holder.close()
+            return None
+        holder.on_probe = lambda source: self._on_probe(source, holder)
+        self.holders.append(holder)
+        return holder
+
+    async def _paced(self, schedule: Iterable[tuple[float, Address]]) -> None:
+        """Probe each address from the punch socket at its time, until the punch is over."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for delay, addr in schedule:
+            wait = start + delay - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if self._done():
+                return
+            self.punch.probe(addr)
+
+
+class ServerPunch(_Punch):
     """The server's side of one holepunch (server.js ``_onpeerholepunch``)."""
 
     def __init__(
         self, dht: HyperDht, final: HandshakeFinal, punch: PunchSocket, remote_firewall: int
     ) -> None:
-        self.dht = dht
-        self.payload = SecurePayload(final.holepunch_secret)
-        self.punch = punch
-        self.nat = NatSampler(firewalled=dht.node.firewalled)
-        self.puncher = Puncher(False, self.nat, remote_firewall)
+        super().__init__(
+            dht, final, punch, Puncher(False, NatSampler(firewalled=dht.node.firewalled), remote_firewall)
+        )
         self.round = 0
         self.on_socket: OnSocket | None = None
         self._sampling: asyncio.Task[None] | None = None
         self._probing: asyncio.Task[None] | None = None
-        punch.on_probe = self._on_probe
 
     @classmethod
     async def open(
@@ -231,22 +338,16 @@ class ServerPunch:
     def socket(self) -> UdxSocket:
         return self.punch.socket
 
-    def keep_socket(self, socket: UdxSocket, stream_closed: asyncio.Future[HyperlobbyError | None]) -> None:
-        """The connection runs over ``socket``: if it is ours, keep it until the stream ends."""
-        if socket is self.punch.socket:
-            self.punch.keep(stream_closed)
-
     def close(self) -> None:
-        self.puncher.destroyed = True
         for task in (self._sampling, self._probing):
             if task is not None and not task.done():
                 task.cancel()
-        asyncio.get_running_loop().create_task(self.punch.close())
+        self._close_sockets()
 
-    def _on_probe(self, source: Address) -> None:
+    def _on_probe(self, source: Address, holder: PunchSocket) -> None:
         log.debug("server punch socket got a probe from %s", source)
         if self.puncher.on_probe(source):
-            self.punch.probe(source)  # the responder echoes so the initiator's NAT lets us in
+            holder.probe(source)  # the responder echoes so the initiator's NAT lets us in
 
     def _abort(self, error: int = C.ERROR_ABORTED, why: str = "") -> tuple[bytes, UdxSocket | None]:
         log.debug(
@@ -305,11 +406,13 @@ class ServerPunch:
             self.punch.probe(peer_address)  # fast open: the client already opened a session to us
         if self.puncher.remote_holepunching:
             strategy = self.puncher.strategy()
-            if strategy is not Strategy.CONSISTENT:
-                return self._abort(why=f"strategy {strategy.value}")
+            if strategy is Strategy.NONE:
+                return self._abort(why="no strategy")
             if self._probing is None:  # punch once, however many rounds ask for it (JS memoizes)
+                if strategy is not Strategy.CONSISTENT and not self.take_random_ration():
+                    return self._abort(C.ERROR_TRY_LATER, why="random punch rationed")
                 self.puncher.punching = True
-                self._probing = asyncio.get_running_loop().create_task(self._probe_loop())
+                self._probing = asyncio.get_running_loop().create_task(self._run(strategy))
         if self.nat.firewall != C.FIREWALL_UNKNOWN:
             self.nat.freeze()
         sealed_reply = self.payload.encrypt(
@@ -326,9 +429,6 @@ class ServerPunch:
         )
         return sealed_reply, self.punch.socket
 
-    async def _probe_loop(self) -> None:
-        await _run_schedule(self.punch, self.puncher)
-
 
 def _sample_nodes(dht: HyperDht) -> list[Address]:
     """Nodes to ask how our punch socket looks: the routing table, newest first as JS picks
@@ -340,19 +440,12 @@ def _sample_nodes(dht: HyperDht) -> list[Address]:
     return nodes
 
 
-async def _run_schedule(punch: PunchSocket, puncher: Puncher) -> None:
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    for delay, addr in consistent_probe_schedule(puncher.remote_addresses, is_initiator=puncher.is_initiator):
-        wait = start + delay - loop.time()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        if not puncher.punching or puncher.destroyed or puncher.connected:
-            return
-        punch.probe(addr)
+async def _close_all(holders: list[PunchSocket]) -> None:
+    for holder in holders:
+        await holder.close()  # a kept one stays open until its stream ends
 
 
-class ClientPunch:
+class ClientPunch(_Punch):
     """The client's side: connect.js ``probeRound`` then ``roundPunch`` through one relay."""
 
     def __init__(
@@ -365,22 +458,19 @@ class ClientPunch:
         remote_firewall: int,
         on_socket: OnSocket,
     ) -> None:
-        self.dht = dht
-        self.payload = SecurePayload(final.holepunch_secret)
-        self.punch = punch
+        super().__init__(
+            dht, final, punch, Puncher(True, NatSampler(firewalled=dht.node.firewalled), remote_firewall)
+        )
         self.target = target
         self.id = holepunch_id
-        self.nat = NatSampler(firewalled=dht.node.firewalled)
-        self.puncher = Puncher(True, self.nat, remote_firewall)
         self.round = 0
         self.on_socket = on_socket
-        punch.on_probe = self._on_probe
 
-    def _on_probe(self, source: Address) -> None:
+    def _on_probe(self, source: Address, holder: PunchSocket) -> None:
         was = self.puncher.connected
         self.puncher.on_probe(source)
         if self.puncher.connected and not was:
-            self.on_socket(self.punch.socket, source.host, source.port)
+            self.on_socket(holder.socket, source.host, source.port)
 
     async def _round(
         self, to: Address, payload: m.HolepunchPayload, peer_address: Address
@@ -464,6 +554,12 @@ class ClientPunch:
             # the server answered from another socket than the handshake's: punch toward that
             server_address = seen_at
             self.punch.probe(server_address)
+        randomized = (
+            self.puncher.remote_firewall >= C.FIREWALL_RANDOM or self.nat.firewall >= C.FIREWALL_RANDOM
+        )
+        if randomized and not self.dht.random_punches.allowed(time.monotonic()):
+            await self._abort_round(server_relay)
+            raise HolepunchError("random punch rationed: try again later")
         self.nat.freeze()
         punch = m.HolepunchPayload(
             firewall=self.nat.firewall,
@@ -477,12 +573,13 @@ class ClientPunch:
         await self._round(client_relay, punch, server_address)
         if not self.puncher.remote_holepunching:
             raise HolepunchError("remote is not holepunching")
-        if self.puncher.strategy() is not Strategy.CONSISTENT:
-            raise HolepunchError(
-                "remote is not holepunchable from here", strategy=self.puncher.strategy().value
-            )
+        strategy = self.puncher.strategy()
+        if strategy is Strategy.NONE:
+            raise HolepunchError("remote is not holepunchable from here")
+        if strategy is not Strategy.CONSISTENT and not self.take_random_ration():
+            raise HolepunchError("random punch rationed: try again later")
         self.puncher.punching = True
-        await _run_schedule(self.punch, self.puncher)
+        await self._run(strategy)
 
     async def _probe_round(
         self, relay: m.RelayInfo, server_address: Address | None
@@ -504,8 +601,7 @@ class ClientPunch:
             await self._round(relay.relay_address, abort, relay.peer_address)
 
     def close(self) -> None:
-        self.puncher.destroyed = True
-        asyncio.get_running_loop().create_task(self.punch.close())
+        self._close_sockets()
 
 
 __all__ = ["ClientPunch", "HolepunchError", "PunchSocket", "ServerPunch"]
