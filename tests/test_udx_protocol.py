@@ -497,3 +497,21 @@ def test_write_after_end_is_refused() -> None:
     a.end()
     with pytest.raises(ProtocolError):
         a.write(b"late")
+
+
+def test_back_pressure_counts_unsent_bytes_only() -> None:
+    """What is in flight is bounded by the windows already, so back-pressure looks at the
+    bytes not sent yet: sending moves bytes out of send_pending but keeps them in
+    send_buffered (for retransmission) until acked."""
+    a = UdxStreamState(1, remote_id=2, max_payload=1000)
+    b = UdxStreamState(2, remote_id=1, max_payload=1000)
+    a.write(bytes(50_000))
+    assert a.send_pending == a.send_buffered == 50_000
+    sent = a.packets_to_send(0.0)
+    assert len(sent) == 10  # the initial congestion window
+    assert a.send_pending == 40_000 and a.send_buffered == 50_000
+    for datagram in sent:
+        b.receive(datagram, 0.01)
+    for ack in b.packets_to_send(0.01):
+        a.receive(ack, 0.02)
+    assert a.send_buffered == 40_000 and a.send_pending == 40_000

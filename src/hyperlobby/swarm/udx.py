@@ -90,6 +90,7 @@ __all__ = [
 ]
 
 READ_BATCH = 256
+ACK_EVERY = 512 * 1024  # bytes read in one batch between the acks sent while it lasts
 _LINUX = sys.platform.startswith("linux")
 _SOL_UDP = 17
 _UDP_SEGMENT = 103  # linux/udp.h: send-side segmentation offload
@@ -357,6 +358,7 @@ class UdxSocket:
         now = self._loop.time()
         sock = self._sock
         gro = self._gro
+        unacked = 0
         for _ in range(READ_BATCH):
             try:
                 if gro:
@@ -368,6 +370,13 @@ class UdxSocket:
                 break
             except OSError:  # ICMP errors surface here on some platforms; nothing to do
                 continue
+            unacked += len(data)
+            if unacked > ACK_EVERY:
+                # A long batch acks as it goes: a sender waiting for window must not idle
+                # until we have worked through everything that was queued.
+                unacked = 0
+                for stream in touched.values():
+                    stream._flush()
             if len(address) != 2:
                 address = (address[0], address[1])  # IPv6 adds flow info and scope id
             if ancillary:
@@ -511,8 +520,9 @@ class UdxStream:
         self._schedule_flush()
 
     async def drain(self) -> None:
-        """Wait until unacknowledged + unsent bytes fall to the high-water mark."""
-        while self.state.send_buffered > self.high_water and not self.closed.done():
+        """Wait until the bytes not sent yet fall to the high-water mark (what is in flight
+        is bounded by the windows, so it does not count: a full window keeps flowing)."""
+        while self.state.send_pending > self.high_water and not self.closed.done():
             if self._drained is None or self._drained.done():
                 self._drained = self._loop.create_future()
             waiters: list[asyncio.Future[Any]] = [self._drained, self.closed]
@@ -674,7 +684,7 @@ class UdxStream:
         bursts = self.state.bursts_to_send(self._loop.time())
         if bursts:
             socket._send_bursts(bursts, address)
-        if self.state.send_buffered <= self.high_water:
+        if self.state.send_pending <= self.high_water:
             drained = self._drained
             if drained is not None and not drained.done():
                 drained.set_result(None)
@@ -709,8 +719,9 @@ class UdxTransport(asyncio.Transport):
 
     Protocol-based code written for TCP (``asyncio.StreamReader``/``StreamWriter``, the
     replication connection) runs over UDX unchanged. Write back-pressure follows the
-    stream's unacknowledged bytes (``pause_writing`` above the high-water mark,
-    ``resume_writing`` once it falls to a quarter); ``pause_reading`` holds data in the
+    stream's unsent bytes, as a TCP transport's follows its buffer (``pause_writing`` above
+    the high-water mark, ``resume_writing`` once they fall to a quarter; in-flight bytes are
+    bounded by the windows, as they are by TCP's socket buffer); ``pause_reading`` holds data in the
     stream, which closes the receive window so the peer slows down. ``close`` ends our side
     and gives the peer ``close_timeout`` seconds to end theirs before destroying.
     """
@@ -762,7 +773,7 @@ class UdxTransport(asyncio.Transport):
         self._protocol.connection_lost(error)
 
     def _on_drain(self) -> None:
-        if self._writing_paused and self._stream.state.send_buffered <= self._low:
+        if self._writing_paused and self._stream.state.send_pending <= self._low:
             self._writing_paused = False
             self._protocol.resume_writing()
 
@@ -772,7 +783,7 @@ class UdxTransport(asyncio.Transport):
         if self._closing or self._stream.closed.done():
             return  # like a closing socket transport: late writes are dropped
         self._stream.write(data)
-        if not self._writing_paused and self._stream.state.send_buffered > self._high:
+        if not self._writing_paused and self._stream.state.send_pending > self._high:
             self._writing_paused = True
             self._protocol.pause_writing()
 
@@ -783,7 +794,7 @@ class UdxTransport(asyncio.Transport):
         return True
 
     def get_write_buffer_size(self) -> int:
-        return self._stream.state.send_buffered
+        return self._stream.state.send_pending
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return (self._low, self._high)

@@ -411,8 +411,14 @@ class UdxStreamState:
 
     @property
     def send_buffered(self) -> int:
-        """Bytes written but not yet acknowledged: what back-pressure should look at."""
+        """Bytes written but not yet acknowledged (sent or not)."""
         return self._pending_len + self._unacked_bytes
+
+    @property
+    def send_pending(self) -> int:
+        """Bytes written but not sent yet: what back-pressure looks at. Bytes in flight are
+        bounded already, by the congestion window and the peer's receive window."""
+        return self._pending_len
 
     @property
     def ended(self) -> bool:
