@@ -90,7 +90,6 @@ __all__ = [
 ]
 
 READ_BATCH = 256
-ACK_EVERY = 512 * 1024  # bytes read in one batch between the acks sent while it lasts
 _LINUX = sys.platform.startswith("linux")
 _SOL_UDP = 17
 _UDP_SEGMENT = 103  # linux/udp.h: send-side segmentation offload
@@ -358,7 +357,6 @@ class UdxSocket:
         now = self._loop.time()
         sock = self._sock
         gro = self._gro
-        unacked = 0
         for _ in range(READ_BATCH):
             try:
                 if gro:
@@ -370,13 +368,6 @@ class UdxSocket:
                 break
             except OSError:  # ICMP errors surface here on some platforms; nothing to do
                 continue
-            unacked += len(data)
-            if unacked > ACK_EVERY:
-                # A long batch acks as it goes: a sender waiting for window must not idle
-                # until we have worked through everything that was queued.
-                unacked = 0
-                for stream in touched.values():
-                    stream._flush()
             if len(address) != 2:
                 address = (address[0], address[1])  # IPv6 adds flow info and scope id
             if ancillary:
