@@ -5,7 +5,14 @@ transfer of N bytes, timed from the first write until the receiver has everythin
 
 * Python UDX -> Python UDX at udx-native's base payload (1152 B), a full Ethernet payload
   (1452 B), the largest udx-native can receive (2028 B) and 32 kB (Python-only, loopback);
-* Python asyncio TCP -> Python asyncio TCP as the baseline.
+* Python asyncio TCP -> Python asyncio TCP as the baseline;
+* the same TCP and UDX (2028 B) transfers with the receiver in a child process, so each end
+  has a core of its own as between two machines (one process does the work of both ends
+  in the rows above);
+* a floor: plain UDP with segmentation offload and GRO carrying the same 64 kB writes cut
+  into packets behind 20-byte headers, stripped again on receipt, with no protocol at all.
+  Whatever UDX does beyond that (sequence numbers, acks, windows, timers, the event loop)
+  has to fit between the floor and TCP.
 
 The Python rows do the same application work on both transports, so the ratio compares
 transports and nothing else: the sender is an ``asyncio.StreamWriter`` (``write`` 64 kB,
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -93,6 +101,10 @@ class _Counter(asyncio.Protocol):
         self.total = total
         self.done = done
         self.n = 0
+        self.transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
 
     def data_received(self, data: bytes) -> None:
         self.n += len(data)
@@ -246,6 +258,10 @@ async def run(total: int, rounds: int) -> None:
         ("udx     python -> python (2028 B, udx-native max)", lambda: udx_python(total, 2028)),
         ("udx     python -> python (32000 B, Python-only)", lambda: udx_python(total, 32000)),
     ]
+    python_rows += [
+        ("tcp     python -> python, two processes", lambda: two_processes("tcp", total)),
+        ("udx     python -> python, two processes (2028 B)", lambda: two_processes("udx", total, 2028)),
+    ]
     if sys.platform.startswith("linux"):
         python_rows += [
             ("floor   udp gso/gro, 2028 B, no protocol", lambda: _now(udp_floor(total, 2028))),
@@ -274,8 +290,10 @@ async def run(total: int, rounds: int) -> None:
         jumbo = rows[4][1] or 0.0
         print(f"  python udx / python tcp: {compatible / tcp:.2f} (udx-native-sized packets)")
         print(f"  python udx / python tcp: {jumbo / tcp:.2f} (32 kB Python-only packets)")
-        floors = dict(rows[5:7]) if len(python_rows) > 5 else {}
-        for name, value in floors.items():
+        apart_tcp, apart_udx = rows[5][1], rows[6][1]
+        if apart_tcp and apart_udx:
+            print(f"  python udx / python tcp: {apart_udx / apart_tcp:.2f} (2028 B, two processes)")
+        for name, value in rows[7 : len(python_rows)]:
             if value:
                 size = name.split(",")[1].strip()
                 print(f"  {size} floor / python tcp: {value / tcp:.2f} (the ceiling without any protocol)")
@@ -285,6 +303,78 @@ async def _now(value: float) -> float:
     return value
 
 
+# --- two processes: the receiving end in a child, as a real peer would be ------------------------
+
+
+async def _receive_in_child(kind: str, total: int, payload: int) -> None:
+    """The child's side: count ``total`` bytes, answer one byte, linger briefly, exit."""
+    loop = asyncio.get_running_loop()
+    finished: asyncio.Future[None] = loop.create_future()
+    done: asyncio.Future[None] = loop.create_future()
+    counter = _Counter(total, done)
+    if kind == "tcp":
+        server = await loop.create_server(lambda: counter, HOST, 0)
+        print(json.dumps({"port": server.sockets[0].getsockname()[1]}), flush=True)
+    else:
+        sock = await UdxSocket.bind(HOST)
+        stream = sock.create_stream(max_payload=payload)
+        print(json.dumps({"port": sock.address[1], "id": stream.id}), flush=True)
+        peer = json.loads(await loop.run_in_executor(None, sys.stdin.readline))
+        stream.connect(peer["id"], HOST, peer["port"])
+        UdxTransport(stream, counter)
+    await asyncio.wait_for(done, 120)
+    transport = counter.transport
+    assert isinstance(transport, asyncio.WriteTransport)
+    transport.write(b"!")
+    loop.call_later(0.5, finished.set_result, None)  # let the answer (and its acks) go out
+    await finished
+
+
+async def two_processes(kind: str, total: int, payload: int = 0) -> float:
+    """Python -> Python with the receiver in its own process (so each end has a core, as
+    between two machines): timed from the first write until the receiver's one-byte answer."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.bench_udx",
+        "--receiver",
+        kind,
+        str(total),
+        str(payload),
+        cwd=Path(__file__).resolve().parent.parent,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    sock: UdxSocket | None = None
+    try:
+        info = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
+        if kind == "tcp":
+            reader, writer = await asyncio.open_connection(HOST, info["port"])
+        else:
+            sock = await UdxSocket.bind(HOST)
+            stream = sock.create_stream(max_payload=payload)
+            stream.connect(info["id"], HOST, info["port"])
+            proc.stdin.write((json.dumps({"id": stream.id, "port": sock.address[1]}) + "\n").encode())
+            await proc.stdin.drain()
+            reader, writer = await open_connection(stream)
+        await asyncio.sleep(0.1)  # the child has connected its end
+        data = _random_bytes(total)
+        t0 = time.perf_counter()
+        await asyncio.wait_for(_pump(writer, data), 120)
+        await asyncio.wait_for(reader.readexactly(1), 120)
+        return total / (time.perf_counter() - t0) / 1e6
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 10)
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        if sock is not None:
+            await sock.close()
+
+
 def main(quick: bool = False) -> None:
     asyncio.run(run(1_000_000, 1) if quick else run(50_000_000, 5))
 
@@ -292,4 +382,9 @@ def main(quick: bool = False) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
-    main(quick=parser.parse_args().quick)
+    parser.add_argument("--receiver", nargs=3, metavar=("KIND", "TOTAL", "PAYLOAD"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.receiver:
+        asyncio.run(_receive_in_child(args.receiver[0], int(args.receiver[1]), int(args.receiver[2])))
+    else:
+        main(quick=args.quick)
