@@ -398,7 +398,7 @@ class UdxSocket:
         leading run of its in-order data in one go; every other datagram is routed on its own.
         """
         start = 0
-        if data[0] == MAGIC and data[1] == VERSION:  # is_udx: the run is longer than a header
+        if data[0] == MAGIC and data[1] == VERSION:  # is_udx, inlined (receive_run checks sizes)
             stream = self.udx.streams.get(int.from_bytes(data[4:8], "little"))
             if stream is not None and stream.socket is self and stream.remote_address == address:
                 events, start = stream.state.receive_run(data, segment, now)
