@@ -76,8 +76,8 @@ async def udx_python(total: int, payload: int) -> float:
     a = await UdxSocket.bind(HOST)
     b = await UdxSocket.bind(HOST)
     try:
-        sa = a.create_stream(max_payload=payload)
-        sb = b.create_stream(max_payload=payload)
+        sa = a.create_stream(max_payload=payload, mtu_probing=False)
+        sb = b.create_stream(max_payload=payload, mtu_probing=False)
         sa.connect(sb.id, *b.address)
         sb.connect(sa.id, *a.address)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -317,7 +317,7 @@ async def _receive_in_child(kind: str, total: int, payload: int) -> None:
         print(json.dumps({"port": server.sockets[0].getsockname()[1]}), flush=True)
     else:
         sock = await UdxSocket.bind(HOST)
-        stream = sock.create_stream(max_payload=payload)
+        stream = sock.create_stream(max_payload=payload, mtu_probing=False)
         print(json.dumps({"port": sock.address[1], "id": stream.id}), flush=True)
         peer = json.loads(await loop.run_in_executor(None, sys.stdin.readline))
         stream.connect(peer["id"], HOST, peer["port"])
@@ -353,7 +353,7 @@ async def two_processes(kind: str, total: int, payload: int = 0) -> float:
             reader, writer = await asyncio.open_connection(HOST, info["port"])
         else:
             sock = await UdxSocket.bind(HOST)
-            stream = sock.create_stream(max_payload=payload)
+            stream = sock.create_stream(max_payload=payload, mtu_probing=False)
             stream.connect(info["id"], HOST, info["port"])
             proc.stdin.write((json.dumps({"id": stream.id, "port": sock.address[1]}) + "\n").encode())
             await proc.stdin.drain()

@@ -10,7 +10,7 @@ import pytest
 
 from hyperlobby.errors import ProtocolError
 from hyperlobby.swarm.udx import UdxSocket, UdxStream, open_connection
-from hyperlobby.swarm.udx_protocol import MAX_UDX_NATIVE_PAYLOAD
+from hyperlobby.swarm.udx_protocol import MAX_ETHERNET_PAYLOAD, MAX_UDX_NATIVE_PAYLOAD
 from hyperlobby.wire.noise import NoiseKeyPair
 from hyperlobby.wire.stream import open_secret_stream
 from udx_helpers import JsUdxPeer, LossyProxy, SecretOverUdx
@@ -76,6 +76,8 @@ async def test_send_to_udx_native() -> None:
             assert await peer.stream.wait_closed() is None
         assert result["received"] == len(data)
         assert result["sha256"] == hashlib.sha256(data).hexdigest()
+        # our padded MTU probes got through udx-native's parser: the path's full size is in use
+        assert peer.stream.state.max_payload == MAX_ETHERNET_PAYLOAD
     finally:
         await peer.stop()
         await sock.close()

@@ -20,6 +20,7 @@ from hyperlobby.swarm.udx_protocol import (
     FLAG_MESSAGE,
     FLAG_SACK,
     HEADER_SIZE,
+    MAX_ETHERNET_PAYLOAD,
     Packet,
     StreamClosed,
     StreamData,
@@ -515,3 +516,65 @@ def test_back_pressure_counts_unsent_bytes_only() -> None:
     for ack in b.packets_to_send(0.01):
         a.receive(ack, 0.02)
     assert a.send_buffered == 40_000 and a.send_pending == 40_000
+
+
+def _transfer_through_path(
+    mtu_payload: int, total: int, *, ipv6: bool = False
+) -> tuple[UdxStreamState, bytes, int]:
+    """Bulk data over a path that drops every datagram with more than ``mtu_payload`` bytes
+    of payload (header and padding included, as a router would see it). Returns the sender,
+    the bytes received and how many datagrams the path dropped."""
+    a = UdxStreamState(1, remote_id=2)
+    b = UdxStreamState(2, remote_id=1)
+    if ipv6:
+        a.set_path_ipv6()
+    data = random.Random(5).randbytes(total)
+    a.write(data)
+    a.end()
+    received = bytearray()
+    dropped = 0
+    now = 0.0
+    for _ in range(20_000):
+        for datagram in a.packets_to_send(now):
+            if len(datagram) - HEADER_SIZE > mtu_payload:
+                dropped += 1
+                continue
+            received += b"".join(e.data for e in b.receive(datagram, now) if isinstance(e, StreamData))
+        for datagram in b.packets_to_send(now):
+            a.receive(datagram, now)
+        now += 0.005
+        for side in (a, b):
+            deadline = side.next_deadline()
+            if deadline is not None and deadline <= now:
+                side.on_timer(now)
+        if b.remote_ended and not a._out and not a._runs:
+            break
+    return a, bytes(received), dropped
+
+
+def test_mtu_probes_raise_the_payload_to_what_the_path_carries() -> None:
+    """A stream of the default size pads one packet at a time (through the data offset, as
+    udx-native does) and takes each size that gets acked: 1152 -> 1407 -> 1452 on a
+    1500-byte path, with the data intact and nothing lost."""
+    a, received, dropped = _transfer_through_path(MAX_ETHERNET_PAYLOAD, 2_000_000)
+    assert received == random.Random(5).randbytes(2_000_000)
+    assert a.max_payload == MAX_ETHERNET_PAYLOAD and dropped == 0 and a.retransmits == 0
+
+
+def test_mtu_probes_that_are_lost_search_down_and_cost_no_congestion_window() -> None:
+    """On a path that carries 1300-byte payloads, the 1407-byte probe is lost three times;
+    the search then settles between 1152 and 1300. Lost probes are resent unpadded (their
+    data fits), so every byte still arrives once, and the window is never halved for them."""
+    a, received, dropped = _transfer_through_path(1300, 3_000_000)
+    assert received == random.Random(5).randbytes(3_000_000)
+    assert 1152 < a.max_payload <= 1300 and dropped >= 3
+    assert a.retransmits == dropped  # only the probes were lost and resent
+    assert a.ssthresh == 4096  # never in recovery: probe losses are not congestion
+
+
+def test_mtu_probing_stays_off_for_explicit_sizes_and_within_ipv6_headers() -> None:
+    fixed = UdxStreamState(1, remote_id=2, max_payload=1200)
+    fixed.write(bytes(200_000))
+    assert {len(d) for d in fixed.packets_to_send(0.0)} == {1220}  # no padded probe among them
+    a, received, _ = _transfer_through_path(MAX_ETHERNET_PAYLOAD, 1_000_000, ipv6=True)
+    assert a.max_payload == 1500 - 48 - HEADER_SIZE and len(received) == 1_000_000

@@ -135,10 +135,13 @@ class Udx:
         timeout: float = DEFAULT_TIMEOUT,
         keepalive: float | None = None,
         high_water: int = DEFAULT_HIGH_WATER,
+        mtu_probing: bool | None = None,
     ) -> UdxStream:
         """A new stream with ``stream_id`` (random free id if None); connect it before use.
 
         ``high_water`` is how many unsent bytes writes may queue before ``drain()`` waits.
+        ``mtu_probing`` (default: only for the default ``max_payload``) lets the stream try
+        larger packets, up to what a 1500-byte link carries, as udx-native does.
 
         ``max_payload`` above :data:`MAX_UDX_NATIVE_PAYLOAD` is only for links whose other end
         is this implementation: udx-native truncates such datagrams without noticing.
@@ -153,7 +156,12 @@ class Udx:
         if stream_id in self.streams:
             raise ProtocolError("UDX stream id already in use", stream_id=stream_id)
         state = UdxStreamState(
-            stream_id, max_payload=max_payload, recv_window=recv_window, timeout=timeout, keepalive=keepalive
+            stream_id,
+            max_payload=max_payload,
+            recv_window=recv_window,
+            timeout=timeout,
+            keepalive=keepalive,
+            mtu_probing=mtu_probing,
         )
         stream = UdxStream(self, state, high_water, firewall)
         self.streams[stream_id] = stream
@@ -505,6 +513,8 @@ class UdxStream:
         self.socket = socket
         self.state.remote_id = remote_id
         self.remote_address = (host, port)
+        if ":" in host:
+            self.state.set_path_ipv6()
         self._schedule_flush()
 
     # --- writing -------------------------------------------------------------------------------

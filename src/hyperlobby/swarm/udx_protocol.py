@@ -62,6 +62,14 @@ of its own (SACKed, lost, partially acked), when the run is split into per-packe
 cumulative ack stalled behind it), or when the retransmission timer (RFC 6298 estimator,
 Karn's rule, exponential backoff) fires, in which case everything outstanding is resent.
 
+*Path MTU.* A stream made with the default payload (1152 bytes) probes for larger packets as
+udx-native does. While plenty of data is queued, it sends one full packet padded through
+the data offset to a bigger size (at most 255 bytes more, the offset being one byte). If
+that very transmission is acked, the bigger size becomes the payload. A lost probe is
+resent unpadded (its data fits the size already known to pass) and is not taken as
+congestion. Three losses at one size lower the target, halving the gap down to 32-byte
+steps. A 1500-byte path takes two round trips: 1152 -> 1407 -> 1452 (1432 over IPv6).
+
 *Congestion control* is NewReno-style: slow start, additive increase, halve once per loss
 episode (recovery ends when the ack passes the highest sequence sent at its start), and fall
 back to one packet after a timeout. udx-native uses BBR; the wire is the same either way.
@@ -121,6 +129,14 @@ MAX_ETHERNET_PAYLOAD = 1500 - 28 - HEADER_SIZE
 #: silently truncates longer ones (measured: 2028 works, 2029 corrupts the stream). Larger
 #: payloads are for Python-only links (loopback, jumbo frames) and must never reach JS.
 MAX_UDX_NATIVE_PAYLOAD = 2048 - HEADER_SIZE
+#: The same for IPv6, whose header is 20 bytes longer.
+MAX_ETHERNET_PAYLOAD_V6 = 1500 - 48 - HEADER_SIZE
+#: Path MTU probing (as udx-native does it, RFC 8899 style): a probe is a DATA packet padded
+#: through the data offset, so it is at most this much larger than the packets already
+#: known to pass; a size failing this many probes in a row is given up.
+MAX_PROBE_PADDING = 255
+MTU_PROBE_TRIES = 3
+MIN_MTU_STEP = 32
 #: The receive window udx-native advertises; we advertise the same by default.
 DEFAULT_RECV_WINDOW = 4 * 1024 * 1024
 
@@ -346,6 +362,7 @@ class UdxStreamState:
         recv_window: int = DEFAULT_RECV_WINDOW,
         timeout: float = DEFAULT_TIMEOUT,
         keepalive: float | None = None,
+        mtu_probing: bool | None = None,
     ) -> None:
         if not 0 <= stream_id <= _U32 or not 0 <= remote_id <= _U32:
             raise EncodeError("UDX stream ids are uint32", stream_id=stream_id, remote_id=remote_id)
@@ -354,6 +371,13 @@ class UdxStreamState:
         self.id = stream_id
         self.remote_id = remote_id
         self.max_payload = max_payload
+        # Path MTU probing: on by default only for the default payload size (an explicit size
+        # is taken as known). The limit is what a 1500-byte link carries; 0 turns it off.
+        probing = max_payload == DEFAULT_PAYLOAD if mtu_probing is None else mtu_probing
+        self._mtu_limit = MAX_ETHERNET_PAYLOAD if probing and max_payload < MAX_ETHERNET_PAYLOAD else 0
+        self._mtu_probe_seq: int | None = None
+        self._mtu_fails = 0
+        self._mtu_probe_size = self._next_probe_size()
         self.recv_window_size = recv_window
         self.timeout = timeout
         self.keepalive = keepalive
@@ -419,6 +443,37 @@ class UdxStreamState:
         """Bytes written but not sent yet: what back-pressure looks at. Bytes in flight are
         bounded already, by the congestion window and the peer's receive window."""
         return self._pending_len
+
+    def set_path_ipv6(self) -> None:
+        """The path is IPv6: its 20 more header bytes lower what probing may reach."""
+        if self._mtu_limit:
+            self._mtu_limit = min(self._mtu_limit, MAX_ETHERNET_PAYLOAD_V6)
+            self._mtu_probe_size = (
+                self._next_probe_size() if self._mtu_probe_seq is None else self._mtu_probe_size
+            )
+
+    def _next_probe_size(self) -> int:
+        """The payload the next probe tries (0: done): the most one padded packet can show,
+        up to the limit (which falls when a size fails, see _probe_answered)."""
+        gap = self._mtu_limit - self.max_payload
+        return self.max_payload + min(gap, MAX_PROBE_PADDING) if gap > 0 else 0
+
+    def _probe_answered(self, acked: bool) -> None:
+        """The outstanding probe was acked (that size passes) or lost (maybe too big)."""
+        size = self._mtu_probe_size
+        self._mtu_probe_seq = None
+        if acked:
+            self.max_payload = size
+            self._mtu_fails = 0
+            self._mtu_probe_size = self._next_probe_size()
+            return
+        self._mtu_fails += 1
+        if self._mtu_fails < MTU_PROBE_TRIES:
+            return  # the same size again: one loss may just be congestion
+        self._mtu_fails = 0
+        self._mtu_limit = size - 1  # this size does not pass: search below it
+        gap = self._mtu_limit - self.max_payload
+        self._mtu_probe_size = self.max_payload + gap // 2 if gap >= MIN_MTU_STEP else 0
 
     @property
     def ended(self) -> bool:
@@ -751,6 +806,14 @@ class UdxStreamState:
             available = self._pending_len
             if available == 0 and not (self._end_queued and self._end_seq is None):
                 break
+            if (
+                self._mtu_probe_size
+                and self._mtu_probe_seq is None
+                and available > self.max_payload * (DUP_THRESH + 2)
+                and self._inflight_bytes + self._mtu_probe_size <= self.remote_window
+            ):
+                self._send_probe(now, out)  # later packets will tell quickly if it is lost
+                continue
             if available > self.max_payload and self._burst(now, cwnd, available, out):
                 continue
             size = min(available, self.max_payload)
@@ -785,6 +848,34 @@ class UdxStreamState:
         if blocked_by_window and self._inflight_pkts == 0 and self._probe_deadline is None:
             self._probe_deadline = now + self.rto  # window probe: a heartbeat draws a fresh ack
         return len(out) > start
+
+    def _send_probe(self, now: float, out: list[Burst]) -> None:
+        """One full DATA packet padded (through the data offset) to the probe size. Its
+        record keeps only the data, so a retransmission goes out unpadded."""
+        size = self.max_payload
+        pieces: list[bytes | memoryview] = []
+        self._take(size, pieces)
+        data = b"".join(pieces)
+        self._pending_len -= size
+        padding = self._mtu_probe_size - size
+        seq = self._snd_nxt
+        self._snd_nxt = seq + 1
+        self._out[seq] = _Out(seq, FLAG_DATA, data, 0, size, now)
+        self._mtu_probe_seq = seq
+        self._unacked_bytes += size
+        self._inflight_pkts += 1
+        self._inflight_bytes += size
+        header = _HEADER.pack(
+            MAGIC,
+            VERSION,
+            FLAG_DATA,
+            padding,
+            self.remote_id,
+            self._advertised,
+            seq & _U32,
+            self._rcv_nxt & _U32,
+        )
+        out.append(_single(header + bytes(padding) + data))
 
     def _burst(self, now: float, cwnd: int, available: int, out: list[Burst]) -> bool:
         """Cut as many full-size DATA packets as cwnd, the peer's window and one offload send
@@ -895,6 +986,8 @@ class UdxStreamState:
             while seq < ack:
                 pkt = out.pop(seq, None)
                 if pkt is not None:
+                    if seq == self._mtu_probe_seq:
+                        self._probe_answered(pkt.transmissions == 1)
                     newly += 1
                     self._unacked_bytes -= pkt.size
                     if pkt.in_flight:
@@ -969,6 +1062,8 @@ class UdxStreamState:
                 if pkt is None or pkt.sacked:
                     continue
                 pkt.sacked = True
+                if seq == self._mtu_probe_seq:
+                    self._probe_answered(pkt.transmissions == 1)
                 if pkt.in_flight:
                     pkt.in_flight = False
                     self._inflight_pkts -= 1
@@ -989,7 +1084,10 @@ class UdxStreamState:
             pkt = self._out.get(seq)
             if pkt is not None and not pkt.sacked and not pkt.lost and pkt.in_flight:
                 self._mark_lost(pkt)
-                found = True
+                if seq == self._mtu_probe_seq:
+                    self._probe_answered(False)  # a lost probe says nothing about congestion
+                else:
+                    found = True
             seq += 1
         self._loss_scan = max(self._loss_scan, seq)
         if found and not self._in_recovery:
@@ -1043,6 +1141,8 @@ class UdxStreamState:
         self.rto = min(max(self.srtt + 4 * self.rttvar, MIN_RTO), MAX_RTO)
 
     def _on_rto(self, now: float) -> None:
+        if self._mtu_probe_seq is not None:
+            self._probe_answered(False)
         self.ssthresh = max(self._inflight_pkts / 2, 2.0)
         self.cwnd = 1.0
         self._in_recovery = False
