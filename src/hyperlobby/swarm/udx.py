@@ -62,11 +62,9 @@ from hyperlobby.swarm.udx_protocol import (
     DEFAULT_RECV_WINDOW,
     DEFAULT_TIMEOUT,
     LINGER,
-    MAGIC,
     MAX_BURST_BYTES,
     MAX_BURST_PACKETS,
     MAX_UDX_NATIVE_PAYLOAD,
-    VERSION,
     Burst,
     StreamClosed,
     StreamData,
@@ -385,11 +383,7 @@ class UdxSocket:
             if len(address) != 2:
                 address = (address[0], address[1])  # IPv6 adds flow info and scope id
             if ancillary:
-                level, kind, value = ancillary[0]
-                if len(ancillary) == 1 and level == _SOL_UDP and kind == _UDP_GRO and len(value) in (2, 4):
-                    segment = int.from_bytes(value, sys.byteorder)
-                else:
-                    segment = _gro_segment(ancillary)
+                segment = _gro_segment(ancillary)
                 if segment and len(data) > segment:
                     self._route_run(data, segment, address, now, touched)
                     continue
@@ -406,8 +400,8 @@ class UdxSocket:
         leading run of its in-order data in one go; every other datagram is routed on its own.
         """
         start = 0
-        if data[0] == MAGIC and data[1] == VERSION:  # is_udx, inlined (receive_run checks sizes)
-            stream = self.udx.streams.get(int.from_bytes(data[4:8], "little"))
+        if is_udx(data):
+            stream = self.udx.streams.get(peek_stream_id(data))
             if stream is not None and stream.socket is self and stream.remote_address == address:
                 events, start = stream.state.receive_run(data, segment, now)
                 if start:

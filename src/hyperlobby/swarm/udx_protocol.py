@@ -944,12 +944,6 @@ class UdxStreamState:
                     chunks.popleft()
                     stop = 0
                 self._chunk_off = stop
-            elif len(chunks) > 1 and len(chunks[1]) > size - (len(chunk) - off):
-                # The common straddle: the tail of one write and the head of the next.
-                head = size - (len(chunk) - off)
-                payloads.append(chunk[off:] + chunks[1][:head])
-                chunks.popleft()
-                self._chunk_off = head
             else:
                 pieces: list[bytes | memoryview] = []
                 self._take(size, pieces)

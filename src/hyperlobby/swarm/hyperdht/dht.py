@@ -299,6 +299,17 @@ def _map_find_peer(reply: QueryReply) -> FindPeerReply | None:
     return FindPeerReply(m.decode(m.peer, res.value), reply.address, reply.id, res.token, res.to)
 
 
+# HyperDht's own constructor options (the rest of what bootstrapper() is given is dht-rpc's)
+_HYPERDHT_OPTIONS = (
+    "max_size",
+    "max_age",
+    "record_max_age",
+    "keypair",
+    "random_punch_interval",
+    "defer_random_punch",
+)
+
+
 class HyperDht:
     """A HyperDHT node (see the module docstring). Make one with :meth:`create` or :meth:`bootstrapper`."""
 
@@ -382,10 +393,7 @@ class HyperDht:
     @classmethod
     async def bootstrapper(cls, host: str = "127.0.0.1", port: int = 0, **options: Any) -> HyperDht:
         """The first, persistent node of a network (others list it in ``bootstrap=``)."""
-        mine = ("max_size", "max_age", "record_max_age", "keypair")
-        keep = {
-            k: options.pop(k) for k in (*mine, "random_punch_interval", "defer_random_punch") if k in options
-        }
+        keep = {k: options.pop(k) for k in _HYPERDHT_OPTIONS if k in options}
         node = await DhtNode.bootstrapper(host, port, **options)
         return cls(node, **keep)
 

@@ -250,10 +250,6 @@ class _Punch:
             if holder.socket is socket:
                 holder.keep(stream_closed)
 
-    @property
-    def kept(self) -> bool:
-        return any(holder.kept for holder in self.holders)
-
     def _close_sockets(self) -> None:
         self.puncher.destroyed = True
         if self._rationed:
