@@ -61,6 +61,7 @@ from hyperlobby.swarm.udx_protocol import (
     DEFAULT_PAYLOAD,
     DEFAULT_RECV_WINDOW,
     DEFAULT_TIMEOUT,
+    FLAG_DESTROY,
     LINGER,
     MAX_BURST_BYTES,
     MAX_BURST_PACKETS,
@@ -402,7 +403,12 @@ class UdxSocket:
         start = 0
         if is_udx(data):
             stream = self.udx.streams.get(peek_stream_id(data))
-            if stream is not None and stream.socket is self and stream.remote_address == address:
+            if (
+                stream is not None
+                and stream.socket is self
+                and stream.remote_address == address
+                and stream._relay_to is None
+            ):
                 events, start = stream.state.receive_run(data, segment, now)
                 if start:
                     stream._handle(events)
@@ -415,22 +421,35 @@ class UdxSocket:
             stream = self.udx.streams.get(peek_stream_id(data))
             if stream is not None:
                 if stream.socket is self and stream.remote_address == address:
-                    stream._datagram(data, now)
-                    touched[stream.id] = stream
+                    _take(stream, data, now, touched)
                     return
-                if stream.socket is None and stream.firewall is not None and not stream.closed.done():
+                if stream.closed.done():
+                    pass
+                elif stream.socket is None and stream.firewall is not None:
                     # True rejects; to accept, the hook connects the stream (maybe elsewhere).
                     if stream.firewall(self, address[0], address[1]):
                         return
                     if stream.socket is self and stream.remote_address == address:
-                        stream._datagram(data, now)
-                        touched[stream.id] = stream
+                        _take(stream, data, now, touched)
+                    return
+                elif stream.socket is not None and stream.on_new_path is not None:
+                    if stream.on_new_path(self, address[0], address[1]) and not stream.closed.done():
+                        _take(stream, data, now, touched)
                     return
         if self.on_message is not None:
             try:
                 self.on_message(data, address)
             except Exception:  # a handler bug must not stop the socket
                 self._loop.call_exception_handler({"message": "UDX on_message failed", "socket": self})
+
+
+def _take(stream: UdxStream, data: bytes, now: float, touched: dict[int, UdxStream]) -> None:
+    """A datagram for ``stream`` from its path: forwarded if it relays, else read."""
+    if stream._relay_to is not None:
+        stream._forward(data)
+        return
+    stream._datagram(data, now)
+    touched[stream.id] = stream
 
 
 def _gro_segment(ancillary: list[tuple[int, int, bytes]]) -> int:
@@ -470,6 +489,11 @@ class UdxStream:
         self._paused = False
         self._end_pending = False
         self._close_pending = False
+        # A connected stream's hook for a packet arriving over another path (another socket or
+        # address): True takes the packet (the hook may have moved the stream there first).
+        self.on_new_path: Callable[[UdxSocket, str, int], bool] | None = None
+        self._relay_to: UdxStream | None = None
+        self._relayed_by: list[UdxStream] = []
 
     @property
     def remote_id(self) -> int:
@@ -549,13 +573,45 @@ class UdxStream:
         except TimeoutError:
             self.destroy()
 
-    def destroy(self) -> None:
-        """Abort now: a DESTROY packet tells the peer, and no more data is sent or received."""
-        self._handle(self.state.destroy())
+    def destroy(self, *, notify: bool = True) -> None:
+        """Abort now: a DESTROY packet tells the peer (unless ``notify`` is False: a relay's
+        streams end without one, as udx-native's do), and no more data is sent or received."""
+        self._handle(self.state.destroy(notify=notify))
         self._flush()
 
     async def wait_closed(self) -> HyperlobbyError | None:
         return await asyncio.shield(self.closed)
+
+    # --- relaying ------------------------------------------------------------------------------
+
+    @property
+    def relaying(self) -> bool:
+        return self._relay_to is not None
+
+    def relay_to(self, destination: UdxStream) -> None:
+        """Forward every datagram this stream receives to ``destination``'s peer instead of
+        reading it: only the stream id in the header changes (to ``destination``'s remote id),
+        as udx-native relays. The stream keeps no state of its own (no acks, no timers); when
+        either stream closes, the other is closed too, silently. A datagram that arrives while
+        ``destination`` is not connected yet is dropped (its sender retransmits)."""
+        if self._relay_to is not None:
+            raise ProtocolError("UDX stream already relays", stream_id=self.id)
+        if destination.closed.done() or self.closed.done():
+            raise ProtocolError("cannot relay to or from a closed UDX stream", stream_id=self.id)
+        self._relay_to = destination
+        destination._relayed_by.append(self)
+
+    def _forward(self, data: bytes) -> None:
+        destination = self._relay_to
+        if destination is None or self.closed.done():
+            return
+        socket, address = destination.socket, destination.remote_address
+        if socket is not None and address is not None and not destination.closed.done():
+            out = bytearray(data)
+            out[4:8] = (destination.state.remote_id & 0xFFFFFFFF).to_bytes(4, "little")
+            socket._sendto(out, address)
+        if data[2] & FLAG_DESTROY:  # the end of the relayed connection: ours too
+            self.destroy(notify=False)
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -655,6 +711,9 @@ class UdxStream:
     def _on_closed(self, error: HyperlobbyError | None) -> None:
         if not self.closed.done():
             self.closed.set_result(error)
+        relayed, self._relayed_by = self._relayed_by, []
+        for stream in relayed:  # streams relaying to this one end with it (as in udx-native)
+            stream.destroy(notify=False)
         self._wake_reader()
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)

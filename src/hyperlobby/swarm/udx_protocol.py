@@ -183,6 +183,14 @@ def _payload_struct(size: int, count: int) -> struct.Struct:
     return struct.Struct(f"{size}s" * count)
 
 
+@functools.lru_cache(maxsize=256)
+def _strip_struct(segment: int, count: int) -> struct.Struct:
+    """``count`` datagrams of ``segment`` bytes end to end, headers skipped: one
+    ``unpack_from`` yields their payloads for a join to lay end to end (cheaper than a
+    Python-level slice per datagram)."""
+    return struct.Struct(f"{HEADER_SIZE}x{segment - HEADER_SIZE}s" * count)
+
+
 @functools.lru_cache(maxsize=1024)
 def _column(word: int, count: int) -> array.array[int]:
     """``count`` copies of one uint32, to compare a header column with in one step."""
@@ -502,12 +510,13 @@ class UdxStreamState:
         if not (self.closed or self.destroyed):
             self._messages.append(bytes(data))
 
-    def destroy(self) -> list[StreamEvent]:
-        """Abort: tell the peer with DESTROY (sent by the next packets_to_send) and close now."""
+    def destroy(self, *, notify: bool = True) -> list[StreamEvent]:
+        """Abort: tell the peer with DESTROY (sent by the next packets_to_send) and close now.
+        ``notify=False`` closes without the DESTROY (a relay's streams end silently)."""
         if self.closed:
             return []
         self.destroyed = True
-        self._destroy_due = True
+        self._destroy_due = notify
         return [self._close(None)]
 
     def read_done(self, nbytes: int) -> bool:
@@ -561,9 +570,9 @@ class UdxStreamState:
         The run taken is the longest prefix of plain DATA packets for this stream carrying
         exactly the next sequence numbers and fitting our window, so the outcome is that of
         feeding them one by one to :meth:`receive`, only cheaper: the headers are checked as
-        whole columns, the payloads become one :class:`StreamData` (one copy, while the
-        read is still in cache), and each distinct piggybacked (window, ack) pair is
-        processed once.
+        whole columns, the payloads are cut out by one struct unpack and joined into one
+        :class:`StreamData`, and each distinct piggybacked (window, ack) pair is processed
+        once.
         """
         size = len(buffer)
         if segment <= HEADER_SIZE or size <= segment:
@@ -582,8 +591,12 @@ class UdxStreamState:
         nbytes = end - run * HEADER_SIZE
         if nbytes > self._window() and (self.unread_bytes or run > 1):
             return [], 0  # would overrun the window: receive() refuses packet by packet
-        view = memoryview(buffer)
-        data = b"".join([view[o + HEADER_SIZE : o + segment] for o in range(0, end, segment)])
+        full = end // segment
+        payloads = _strip_struct(segment, full).unpack_from(buffer)
+        if end > full * segment:  # a shorter last datagram
+            data = b"".join([*payloads, buffer[full * segment + HEADER_SIZE : end]])
+        else:
+            data = b"".join(payloads)
         self.packets_received += run
         self._ack_due = True
         self._rcv_nxt += run
