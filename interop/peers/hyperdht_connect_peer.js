@@ -26,6 +26,14 @@
 //   {cmd: "counters", id}  the secret-stream byte counters of the server's connections
 //       -> {conns: [{remotePublicKey, rawBytesRead, rawBytesWritten}]}
 //   {cmd: "punches", id}  the server node's holepunch statistics -> {punches: {consistent, random, open}}
+//   {cmd: "relay"}  a blind relay (blind-relay's Server, as hyperdht's own tests set it up) on a
+//       fresh persistent node -> {id, publicKey}
+//   {cmd: "relayStats", id}  that relay's stats -> {pairings: {...}, streams: {...}, sessions: {...}}
+//   listen and connect also take {relayThrough: hex, holepunch: false}: route through that relay;
+//       holepunch false disables punching (a server never punches; a client aborts its punch), so
+//       the relay is the only way.
+//   connect answers relayed: whether the connection runs through the relay (its stream's remote
+//       is the relay's address).
 //   {cmd: "bound"}  the host of every socket any JS node has bound (dht-rpc's client and
 //       server sockets, the holepunch socket pool's) -> {hosts: [host]}
 //   {cmd: "quit"}
@@ -37,6 +45,7 @@ const path = require('path')
 const createTestnet = require('hyperdht/testnet')
 const Hypercore = require('hypercore')
 const b4a = require('b4a')
+const { Server: RelayServer } = require('blind-relay')
 const { out, serveCommands, runMain, withTimeout, loopback, giveUpAfter } = require('./lines')
 
 const hex = (b) => b4a.toString(b, 'hex')
@@ -49,6 +58,7 @@ async function main() {
   const bootstrap = testnet.bootstrap.map(loopback)
   for (const node of testnet.nodes) loopback(node.address())
   const servers = []
+  const relays = []
   let coreCount = 0
 
   function boundHosts() {
@@ -81,6 +91,8 @@ async function main() {
       if (msg.blocks && msg.blocks.length) await core.append(msg.blocks.map(unhex))
     }
     const server = node.createServer({
+      relayThrough: msg.relayThrough ? unhex(msg.relayThrough) : null,
+      holepunch: msg.holepunch === false ? false : undefined,
       firewall(remotePublicKey) {
         if (!msg.reject) return false
         entry.knocks.push(hex(remotePublicKey))
@@ -119,6 +131,8 @@ async function main() {
     if (msg.relayAddresses) opts.relayAddresses = msg.relayAddresses.map(loopback)
     if (msg.lan === false) opts.localConnection = false // skip the same-host shortcut: holepunch
     if (msg.fastOpen === false) opts.fastOpen = false // no early probe: the punch round connects
+    if (msg.relayThrough) opts.relayThrough = unhex(msg.relayThrough)
+    if (msg.holepunch === false) opts.holepunch = () => false
     const socket = node.connect(unhex(msg.publicKey), opts)
     try {
       const reply = await withTimeout(
@@ -137,6 +151,7 @@ async function main() {
         reply: hex(reply),
         ms: Date.now() - start,
         remoteAddress: raw ? { host: raw.remoteHost, port: raw.remotePort } : null,
+        relayed: !!(raw && msg.relayAddress && raw.remotePort === msg.relayAddress.port),
         handshakeHash: hex(socket.handshakeHash),
         punches: node.stats.punches,
         rawBytesRead: socket.rawBytesRead,
@@ -171,6 +186,32 @@ async function main() {
     return { blocks, length: core.length }
   }
 
+  async function relay() {
+    const node = await freshNode(false)
+    const server = new RelayServer({
+      createStream(opts) {
+        return node.createRawStream({ ...opts, framed: true })
+      }
+    })
+    const dhtServer = node.createServer((socket) => {
+      socket.on('error', () => {})
+      const session = server.accept(socket, { id: socket.remotePublicKey })
+      session.on('error', () => {})
+    })
+    await withTimeout(dhtServer.listen(), 20000, 'relay listen')
+    relays.push({ server, dhtServer, node })
+    return { id: relays.length - 1, publicKey: hex(dhtServer.publicKey), address: loopback(node.address()) }
+  }
+
+  function relayStats(id) {
+    const { pairings, streams, sessions } = relays[id].server.stats
+    return {
+      pairings: { ...pairings },
+      streams: { opened: streams.opened, closed: streams.closed, active: streams.active },
+      sessions: { accepted: sessions.accepted, closed: sessions.closed, active: sessions.active }
+    }
+  }
+
   out({ ready: true, bootstrap })
 
   serveCommands(async (msg) => {
@@ -189,6 +230,10 @@ async function main() {
         return out({ punches: servers[msg.id].node.stats.punches })
       case 'bound':
         return out({ hosts: boundHosts() })
+      case 'relay':
+        return out(await relay())
+      case 'relayStats':
+        return out(relayStats(msg.id))
       case 'counters':
         return out({
           conns: servers[msg.id].conns.map((c) => ({

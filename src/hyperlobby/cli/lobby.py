@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hyperlobby.cli.dht import add_dht_options, bootstrap_option
+from hyperlobby.cli.dht import add_dht_options, bootstrap_option, relay_option
 from hyperlobby.crypto.hashes import discovery_key
 from hyperlobby.drive import Hyperdrive
 from hyperlobby.errors import AdmissionRefused, HyperlobbyError, LobbyError, SocialError
@@ -113,6 +113,7 @@ def _options(args: argparse.Namespace) -> NodeOptions:
         listen=None if args.listen is None else parse_address(args.listen),
         peers=tuple(parse_address(p) for p in args.peer),
         bootstrap=bootstrap_option(args),
+        relay_through=relay_option(args),
         poll_s=0.5,
         control_socket=False,
     )

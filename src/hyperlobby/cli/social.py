@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hyperlobby.cli.dht import add_dht_options, bootstrap_option
+from hyperlobby.cli.dht import add_dht_options, bootstrap_option, relay_option
 from hyperlobby.errors import HyperlobbyError, SocialError
 from hyperlobby.social.control import (
     NodeNotRunning,
@@ -310,6 +310,7 @@ def _serve(args: argparse.Namespace, home: Path) -> int:
         listen=None if args.listen is None else parse_address(args.listen),
         peers=tuple(parse_address(p) for p in args.peer),
         bootstrap=bootstrap_option(args),
+        relay_through=relay_option(args),
         poll_s=max(0.2, min(5.0, args.interval)),
     )
     return asyncio.run(_serve_async(args, home, options))

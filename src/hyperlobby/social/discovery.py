@@ -249,12 +249,16 @@ class CombinedDiscovery:
                 await part.close()
 
 
-def make_discovery(peers: Sequence[Address], bootstrap: Sequence[str] | None) -> Discovery:
-    """``--peer`` addresses, the DHT (``bootstrap`` not None), or both."""
+def make_discovery(
+    peers: Sequence[Address], bootstrap: Sequence[str] | None, relay_through: Sequence[bytes] = ()
+) -> Discovery:
+    """``--peer`` addresses, the DHT (``bootstrap`` not None), or both. ``relay_through``:
+    blind relays the swarm uses for peers it cannot holepunch to (see :class:`Swarm`)."""
     direct = DirectDiscovery(list(peers))
     if bootstrap is None:
         return direct
-    dht = DhtDiscovery(bootstrap=bootstrap)
+    relays: dict[str, Any] = {"relay_through": list(relay_through)} if relay_through else {}
+    dht = DhtDiscovery(bootstrap=bootstrap, **relays)
     return dht if not peers else CombinedDiscovery([direct, dht])
 
 

@@ -70,6 +70,7 @@ class NodeOptions:
     peers: tuple[Address, ...] = ()
     bootstrap: tuple[str, ...] | None = None  # DHT bootstrap nodes; None: no DHT (``--peer`` only)
     control_socket: bool = True
+    relay_through: tuple[bytes, ...] = ()  # blind relays (public keys) for peers we cannot punch to
 
 
 # --- reading a friend's files ---------------------------------------------------------------------
@@ -170,7 +171,9 @@ class Node:
         self.on_problem = on_problem
         kp = identity.drive.core.key_pair
         self.replication = Replication(identity.store, key_pair=kp, on_error=self._peer_error)
-        self.discovery: Discovery = discovery or make_discovery(self.options.peers, self.options.bootstrap)
+        self.discovery: Discovery = discovery or make_discovery(
+            self.options.peers, self.options.bootstrap, self.options.relay_through
+        )
         self.directory = Directory(
             own_key=identity.key, interval_ms=self.options.interval_ms, grace_ms=self.options.grace_ms
         )

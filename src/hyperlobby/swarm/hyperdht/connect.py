@@ -45,6 +45,7 @@ from hyperlobby.crypto.keys import key_pair as new_key_pair
 from hyperlobby.errors import HandshakeError, HyperlobbyError, ProtocolError
 from hyperlobby.swarm.dht_rpc import Address
 from hyperlobby.swarm.hyperdht import messages as m
+from hyperlobby.swarm.hyperdht.blind_relay import RelayPath, RelayThrough, new_token, select_relay
 from hyperlobby.swarm.hyperdht.connection import DhtConnection
 from hyperlobby.swarm.hyperdht.constants import ERROR_NONE, FIREWALL_OPEN, FIREWALL_UNKNOWN
 from hyperlobby.swarm.hyperdht.holepuncher import ClientPath, client_path, local_addresses
@@ -72,6 +73,27 @@ class PeerConnectionFailed(ProtocolError):
     """Nodes route to the key, but no handshake through them succeeded."""
 
 
+class HolepunchFailed(PeerConnectionFailed):
+    """The handshake went through but no path to the peer could be punched (aborted, both
+    NATs randomizing, out of ration): the case a blind relay is for (hyperswarm relays the
+    next attempt when it has one)."""
+
+
+class CannotHolepunch(HolepunchError):
+    """The server offered no way to reach it: not reachable and not holepunchable."""
+
+
+class HolepunchAborted(HolepunchError):
+    """The one path left did not open (the server never dialled back, the LAN shortcut to a
+    server that cannot be punched failed)."""
+
+
+def relay_may_help(err: BaseException) -> bool:
+    """Whether a failed connect is one a blind relay gets around (hyperswarm's
+    ``shouldForceRelaying``): the peer was found, only no direct path opened."""
+    return isinstance(err, HolepunchFailed | CannotHolepunch | HolepunchAborted)
+
+
 class ServerError(HandshakeError):
     """The server answered the handshake with an error (or an incompatible version)."""
 
@@ -80,7 +102,13 @@ class _Attempt:
     """State of one connect() call."""
 
     def __init__(
-        self, dht: HyperDht, key_pair: KeyPair, remote_public_key: bytes, lan: bool, fast_open: bool = True
+        self,
+        dht: HyperDht,
+        key_pair: KeyPair,
+        remote_public_key: bytes,
+        lan: bool,
+        fast_open: bool = True,
+        relay_through: bytes | None = None,
     ) -> None:
         self.dht = dht
         self.key_pair = key_pair
@@ -103,6 +131,13 @@ class _Attempt:
         self.through_nodes: list[Address] = []  # nodes our msg1 went to (JS remoteRelayAddresses)
         self.errors: list[HyperlobbyError] = []
         self.tasks: set[asyncio.Task[None]] = set()
+        # blind relay: ours (named in msg1) or the server's (named in its answer)
+        self.relay_through = relay_through
+        self.relay_token = new_token() if relay_through is not None else None
+        self.relay: RelayPath | None = None
+        self.relay_pending = False  # pairing in progress: other paths failing is not the end
+        self.punch_task: asyncio.Task[None] | None = None
+        self.deferred: HyperlobbyError | None = None
 
     # --- the stream --------------------------------------------------------------------------------
 
@@ -116,11 +151,23 @@ class _Attempt:
         return False
 
     def on_socket(self, socket: UdxSocket, host: str, port: int) -> None:
-        """A path to the server is open: connect the stream there (first path wins)."""
+        """A path to the server is open: connect the stream there (first path wins; a direct
+        path that opens after the relay's moves the stream over)."""
         final = self.final
-        if self.connected.done() or final is None:
+        if final is None:
             return
-        self.stream.connect(self.remote_udx_id, host, port, socket)
+        if self.connected.done():
+            if self.relay is not None and self.relay.stream is self.stream:
+                self.relay.upgrade(socket, host, port)
+                if self.punch is not None:
+                    self.punch.keep_socket(socket, self.stream.closed)
+            return
+        self._connect_stream(final, self.remote_udx_id, socket, host, port)
+
+    def _connect_stream(
+        self, final: HandshakeFinal, remote_id: int, socket: UdxSocket, host: str, port: int
+    ) -> None:
+        self.stream.connect(remote_id, host, port, socket)
         conn = DhtConnection(self.stream, final)
         # remember how to reach this key next time: the server's own view of its relays first
         served = self.payload.relay_addresses if self.payload is not None else None
@@ -129,10 +176,11 @@ class _Attempt:
             self.punch.keep_socket(socket, self.stream.closed)
         self.connected.set_result(conn)
 
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = self.loop.create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        return task
 
     # --- handshake -----------------------------------------------------------------------------
 
@@ -151,6 +199,11 @@ class _Attempt:
                     addresses4=tuple(addresses),
                     udx=m.UdxInfo(self.stream.id, 0),
                     secret_stream=m.SecretStreamInfo(),
+                    relay_through=(
+                        m.RelayThroughInfo(self.relay_through, self.relay_token)
+                        if self.relay_through is not None and self.relay_token is not None
+                        else None
+                    ),
                 )
             )
         return self.msg1
@@ -178,6 +231,11 @@ class _Attempt:
         self.payload = payload
         self.remote_udx_id = payload.udx.id
         self.final = self.wrap.final()
+        if payload.relay_through is not None:  # the server's relay: it pairs first
+            theirs = payload.relay_through
+            self.spawn(self._relay(RelayPath(self.dht, theirs.public_key, theirs.token, False)))
+        elif self.relay_through is not None and self.relay_token is not None:
+            self.spawn(self._relay(RelayPath(self.dht, self.relay_through, self.relay_token, True)))
         if self.early is not None:
             self.on_socket(*self.early)
             return
@@ -206,11 +264,11 @@ class _Attempt:
             return
         if plan.path is ClientPath.PASSIVE:
             self.loop.call_later(
-                PASSIVE_TIMEOUT, self._give_up, HolepunchError("server did not connect to us")
+                PASSIVE_TIMEOUT, self._give_up, HolepunchAborted("server did not connect to us")
             )
             return
         if plan.path is ClientPath.CANNOT:
-            self._give_up(HolepunchError("cannot holepunch to the server"))
+            self._give_up(CannotHolepunch("cannot holepunch to the server"))
             return
         if plan.lan_ping is not None:
             self.spawn(self._lan(plan.lan_ping, alone=plan.path is ClientPath.LAN))
@@ -219,14 +277,14 @@ class _Attempt:
             relays = payload.holepunch.relays
             relay = next((r for r in relays if r.relay_address == relay_address), relays[0])
             hid, fw = payload.holepunch.id, payload.firewall
-            self.spawn(self._holepunch(server_address, relay, relay_address, hid, fw))
+            self.punch_task = self.spawn(self._holepunch(server_address, relay, relay_address, hid, fw))
 
     async def _lan(self, addr: Address, *, alone: bool) -> None:
         try:
             await self.dht.node.ping(addr, retries=1)
         except HyperlobbyError as err:
             if alone:
-                self._give_up(HolepunchError("LAN shortcut failed", address=str(addr), cause=str(err)))
+                self._give_up(HolepunchAborted("LAN shortcut failed", address=str(addr), cause=str(err)))
             return
         self.on_socket(self.dht.node.socket, addr.host, addr.port)
 
@@ -244,25 +302,66 @@ class _Attempt:
                 # does, instead of waiting out the connect timeout.
                 self.errors.append(err)
                 self.punch.close()
-                self._give_up(
-                    PeerConnectionFailed("holepunch failed", attempts=self.attempts, cause=str(err))
-                )
+                self._give_up(HolepunchFailed("holepunch failed", attempts=self.attempts, cause=str(err)))
+
+    async def _relay(self, path: RelayPath) -> None:
+        """Pair our stream at the blind relay; connect through it unless a path won already."""
+        self.relay = path
+        self.relay_pending = True
+        try:
+            socket, host, port, remote_id = await path.pair(self.stream)
+        except BaseException as err:
+            path.close()  # also when cancelled: no relay connection is left behind
+            self.relay_pending = False
+            if not isinstance(err, HyperlobbyError | OSError):
+                raise
+            self.errors.append(err if isinstance(err, HyperlobbyError) else ProtocolError(str(err)))
+            if self.deferred is not None:
+                self._give_up(self.deferred)
+            return
+        self.relay_pending = False
+        final = self.final
+        if self.connected.done() or final is None:
+            path.close()  # a direct path won the race
+            return
+        self._connect_stream(final, remote_id, socket, host, port)
+        path.attach(self.stream, self.remote_udx_id)
 
     def _give_up(self, err: HyperlobbyError) -> None:
+        if self.relay_pending:
+            self.deferred = self.deferred or err  # the relay may still connect us
+            return
         if not self.connected.done():
             self.connected.set_exception(err)
 
     async def finish(self) -> None:
-        """Stop whatever is still trying; on failure also drop the stream."""
-        for task in list(self.tasks):
-            task.cancel()
-        if self.tasks:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+        """Stop whatever is still trying; on failure also drop the stream. A connection that
+        runs through a relay keeps holepunching (bounded by the punch itself, and by the
+        stream's life): a direct path that opens takes over from the relay."""
         failed = not self.connected.done() or self.connected.exception() is not None
+        punch_task = self.punch_task
+        keep_punching = (
+            not failed
+            and self.relay is not None
+            and self.relay.stream is self.stream
+            and punch_task is not None
+            and not punch_task.done()
+        )
+        stopping = [t for t in self.tasks if not (keep_punching and t is punch_task)]
+        for task in stopping:
+            task.cancel()
+        if stopping:
+            await asyncio.gather(*stopping, return_exceptions=True)
         if failed:
             self.stream.destroy()
-        if self.punch is not None:
-            self.punch.close()  # every punch socket but the one the connection runs over
+            if self.relay is not None:
+                self.relay.close()
+        punch = self.punch
+        if keep_punching and punch_task is not None and punch is not None:
+            self.stream.closed.add_done_callback(lambda _f: punch_task.cancel())
+            punch_task.add_done_callback(lambda _t: punch.close())
+        elif punch is not None:
+            punch.close()  # every punch socket but the one the connection runs over
 
 
 async def _find_and_connect(a: _Attempt, relay_addresses: Sequence[Address], timeout: float) -> None:
@@ -327,11 +426,14 @@ async def connect(
     timeout: float = DEFAULT_TIMEOUT,
     lan: bool = True,
     fast_open: bool = True,
+    relay_through: RelayThrough = None,
 ) -> DhtConnection:
     """Connect to the server listening on ``remote_public_key`` (see the module docstring).
 
     ``lan=False`` skips the same-host/LAN shortcut (JS ``localConnection: false``);
-    ``fast_open=False`` skips the early probe of a holepunch (JS ``fastOpen: false``).
+    ``fast_open=False`` skips the early probe of a holepunch (JS ``fastOpen: false``);
+    ``relay_through`` names a blind relay (public key, list of keys, or a function giving
+    one) to route the connection through while holepunching goes on (JS ``relayThrough``).
     """
     if len(remote_public_key) != 32:
         raise HandshakeError("a HyperDHT public key is 32 bytes", length=len(remote_public_key))
@@ -339,7 +441,7 @@ async def connect(
     relays = [a if isinstance(a, Address) else Address(a[0], int(a[1])) for a in relay_addresses or ()]
     if not relays:
         relays = cached_relays(dht, remote_public_key)
-    attempt = _Attempt(dht, kp, remote_public_key, lan, fast_open)
+    attempt = _Attempt(dht, kp, remote_public_key, lan, fast_open, select_relay(relay_through))
     finder = attempt.loop.create_task(_find_and_connect(attempt, relays, timeout))
     try:
         async with asyncio.timeout(timeout):
@@ -384,4 +486,14 @@ def _noise_keys(kp: KeyPair) -> NoiseKeyPair:
     return NoiseKeyPair(kp.public_key, kp.secret_key)
 
 
-__all__ = ["PeerConnectionFailed", "PeerNotFound", "ServerError", "cached_relays", "connect"]
+__all__ = [
+    "CannotHolepunch",
+    "HolepunchAborted",
+    "HolepunchFailed",
+    "PeerConnectionFailed",
+    "PeerNotFound",
+    "ServerError",
+    "cached_relays",
+    "connect",
+    "relay_may_help",
+]

@@ -37,7 +37,7 @@ import contextlib
 import inspect
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from hyperlobby.crypto.hashes import blake2b256
@@ -46,6 +46,13 @@ from hyperlobby.errors import HandshakeError, HyperlobbyError, ProtocolError
 from hyperlobby.swarm.dht_rpc import Address, IncomingRequest
 from hyperlobby.swarm.hyperdht import messages as m
 from hyperlobby.swarm.hyperdht.announcer import Announcer
+from hyperlobby.swarm.hyperdht.blind_relay import (
+    PAIR_TIMEOUT,
+    RelayPath,
+    RelayThrough,
+    new_token,
+    select_relay,
+)
 from hyperlobby.swarm.hyperdht.connection import DhtConnection
 from hyperlobby.swarm.hyperdht.constants import (
     ERROR_ABORTED,
@@ -74,6 +81,7 @@ log = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT = 10.0  # a handshake must turn into a connection within this (JS: 10 s)
 CLEAR_WAIT = 10.0  # a finished handshake's answer is kept this long for duplicate msg1s
+RELAYED_PUNCH_TIME = 40.0  # a relayed connection keeps holepunching this long (a random punch: ~35 s)
 
 # firewall(remote_public_key, payload[, client_address]) -> True rejects (may be async)
 Firewall = Callable[..., "bool | Awaitable[bool]"]
@@ -98,22 +106,72 @@ class _Pending:
         self.reply_socket: UdxSocket | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.done = False
+        self.relay: RelayPath | None = None
 
     def on_socket(self, socket: UdxSocket, host: str, port: int) -> None:
-        """The path is known: connect the stream there and hand the connection over."""
+        """The path is known: connect the stream there and hand the connection over. A direct
+        path that opens after the relay's moves the stream over."""
+        relay = self.relay
+        if self.done and relay is not None and relay.stream is not None:
+            relay.upgrade(socket, host, port)
+            if self.punch is not None:
+                self.punch.keep_socket(socket, relay.stream.closed)
+            return
+        self._connect(self.remote_udx_id, socket, host, port, relayed=False)
+
+    def _connect(self, remote_id: int, socket: UdxSocket, host: str, port: int, *, relayed: bool) -> None:
         stream, final = self.stream, self.final
         if self.done or stream is None or final is None:
             return
         self.done = True
         self.stream = None
         self._stop_timer()
-        stream.connect(self.remote_udx_id, host, port, socket)
-        if self.punch is not None:
-            self.punch.keep_socket(socket, stream.closed)
-            self.punch.close()
-        self.server._clear_later(self)
+        stream.connect(remote_id, host, port, socket)
+        punch = self.punch
+        if relayed and punch is not None:
+            # Holepunching goes on while relayed: it ends with the stream, or after a while.
+            timer = asyncio.get_running_loop().call_later(RELAYED_PUNCH_TIME, self._end_punch)
+
+            def stream_closed(_f: object) -> None:
+                timer.cancel()
+                self._end_punch()
+
+            stream.closed.add_done_callback(stream_closed)
+        else:
+            if punch is not None:
+                punch.keep_socket(socket, stream.closed)
+                punch.close()
+            if self.relay is not None:
+                self.relay.close()  # a direct path won the race
+            self.server._clear_later(self)
         conn = DhtConnection(stream, final)
         self.server._accepted(conn)
+
+    async def relay_through(self, path: RelayPath) -> None:
+        """Pair our stream at the blind relay and connect through it, unless a path won."""
+        stream = self.stream
+        if stream is None or self.done:
+            return
+        self.relay = path
+        try:
+            socket, host, port, remote_id = await path.pair(stream)
+        except BaseException as err:
+            path.close()  # also when cancelled: no relay connection is left behind
+            if not isinstance(err, HyperlobbyError | OSError):
+                raise
+            log.debug("relay pairing failed: %r", err)
+            return
+        if self.done or self.stream is None:
+            path.close()
+            return
+        self._connect(remote_id, socket, host, port, relayed=True)
+        path.attach(stream, self.remote_udx_id)
+
+    def _end_punch(self) -> None:
+        if self.punch is not None:
+            self.punch.close()
+            self.punch = None
+            self.server._clear_later(self)
 
     def abort(self) -> None:
         if self.done:
@@ -125,6 +183,8 @@ class _Pending:
             self.stream = None
         if self.punch is not None:
             self.punch.close()
+        if self.relay is not None:
+            self.relay.close()
         self.server._clear_later(self)
 
     def arm(self, timeout: float) -> None:
@@ -149,6 +209,7 @@ class Server:
         share_local_address: bool = True,
         holepunch: bool = True,
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
+        relay_through: RelayThrough = None,
     ) -> None:
         self.dht = dht
         self.firewall = firewall
@@ -157,6 +218,7 @@ class Server:
         self.share_local_address = share_local_address
         self.never_punch = not holepunch
         self.handshake_timeout = handshake_timeout
+        self.relay_through = relay_through
         self.target: bytes | None = None
         self.key_pair: KeyPair | None = None
         self.closed = False
@@ -354,6 +416,8 @@ class Server:
         holepunch = (
             None if our_remote is not None else m.HolepunchInfo(pending.id, tuple(self._relay_infos()))
         )
+        relay_key = select_relay(self.relay_through) if error == ERROR_NONE else None
+        relay = m.RelayThroughInfo(relay_key, new_token()) if relay_key is not None else None
         try:
             pending.reply = wrap.send(
                 m.NoisePayload(
@@ -363,6 +427,7 @@ class Server:
                     addresses4=tuple(addresses),
                     udx=m.UdxInfo(pending.stream.id if pending.stream is not None else 0, 0),
                     secret_stream=m.SecretStreamInfo(),
+                    relay_through=relay,
                     relay_addresses=tuple(self.relay_addresses) or None,
                 )
             )
@@ -388,13 +453,25 @@ class Server:
             sock = (req.via or self.dht.node.socket) if direct else self.dht.node.request_socket
             pending.on_socket(sock, client_address.host, client_address.port)
             return pending
+        # A blind relay, ours (we pair as the initiator) or the client's, runs alongside the punch.
+        if relay is not None or remote.relay_through is not None:
+            if relay is not None:
+                path_ = RelayPath(self.dht, relay.public_key, relay.token, True)
+            else:
+                assert remote.relay_through is not None
+                theirs = remote.relay_through
+                path_ = RelayPath(self.dht, theirs.public_key, theirs.token, False)
+            pending.relay = path_
+            self._spawn(pending.relay_through(path_))
         if path in (ServerPath.PREPUNCH_LAN, ServerPath.HOLEPUNCH):
             pending.punch = await ServerPunch.open(
                 self.dht, pending.final, remote.firewall, pending.on_socket
             )
             if path is ServerPath.HOLEPUNCH:
                 pending.reply_socket = pending.punch.socket
-        pending.arm(self.handshake_timeout)
+        pending.arm(
+            max(self.handshake_timeout, PAIR_TIMEOUT + 2) if pending.relay else self.handshake_timeout
+        )
         return pending
 
     def _stream_firewall(self, pending: _Pending) -> Callable[[UdxSocket, str, int], bool]:
@@ -451,6 +528,11 @@ class Server:
         for key, fut in list(self._connects.items()):
             if (fut.done() and fut.result() is pending) or (fut.done() and fut.result() is None):
                 del self._connects[key]
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _accepted(self, conn: DhtConnection) -> None:
         self.connections.add(conn)

@@ -48,6 +48,7 @@ class PeerInfo:
     queued: bool = False  # sitting in the dial queue
     client: bool = False  # our side dialled the current/last connection
     attempts: int = 0
+    force_relaying: bool = False  # a dial failed for want of a punchable path: relay the next
     priority: Priority = Priority.NORMAL
     topics: list[bytes] = field(default_factory=list)
     flush_tick: int = 0  # which swarm.flush() generation queued it

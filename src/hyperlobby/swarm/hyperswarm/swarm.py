@@ -46,6 +46,7 @@ from typing import Any, cast
 from hyperlobby.crypto.keys import KeyPair, key_pair
 from hyperlobby.errors import SwarmError
 from hyperlobby.swarm.dht_rpc.messages import Address
+from hyperlobby.swarm.hyperdht.connect import relay_may_help
 from hyperlobby.swarm.hyperswarm.connection_set import (
     ConnectionSet,
     PeerQueue,
@@ -119,6 +120,22 @@ class _Flush:
     tick: int
 
 
+RelayOption = bytes | Sequence[bytes] | Callable[[bool, "Swarm"], Any] | None
+"""A swarm's ``relay_through``: a blind relay's public key (or a list to pick from), used as
+hyperswarm uses it: for a peer whose last dial failed for want of a punchable path, and for
+every connection while our own NAT randomizes ports; or a function ``(force, swarm)``
+returning the relay to use (None: none) for full control."""
+
+
+def _relay_function(option: RelayOption) -> Callable[[bool, Swarm], Any] | None:
+    if option is None:
+        return None
+    if callable(option):
+        return option
+    keys = option
+    return lambda force, swarm: keys if force or swarm.randomized else None
+
+
 @dataclass(slots=True)
 class SwarmStats:
     client_attempted: int = 0
@@ -151,6 +168,7 @@ class Swarm:
         refresh_jitter: float | None = None,
         owns_dht: bool = False,
         rng: random.Random | None = None,
+        relay_through: RelayOption = None,
     ) -> None:
         self.dht = dht  # a HyperDht, or anything else with the Dht protocol (tests: a fake)
         self.key_pair = keypair or key_pair()
@@ -163,6 +181,7 @@ class Swarm:
         self.firewall = firewall
         self.on_connection = on_connection
         self.owns_dht = owns_dht
+        self.relay_through = _relay_function(relay_through)
         self._rng = rng or random.Random()
         timer_kwargs: dict[str, Any] = {"rng": self._rng}
         if jitter is not None:
@@ -192,6 +211,16 @@ class Swarm:
 
     # --- public API ----------------------------------------------------------------------------
 
+    @property
+    def randomized(self) -> bool:
+        """Our node's NAT picks a new port per destination (hyperswarm relays every
+        connection then, when it has a relay)."""
+        node = getattr(self.dht, "node", None)
+        return bool(getattr(node, "randomized", False))
+
+    def _maybe_relay(self, force: bool) -> Any:
+        return None if self.relay_through is None else self.relay_through(force, self)
+
     async def listen(self) -> None:
         """Start the DHT server under our key pair (once; joins as a server call this).
 
@@ -201,8 +230,11 @@ class Swarm:
         if self.listening is None:
             if self.destroyed:
                 raise SwarmError("the swarm is closed")
+            relay: dict[str, Any] = {}
+            if self.relay_through is not None:
+                relay["relay_through"] = lambda: self._maybe_relay(False)
             self._server = self.dht.create_server(
-                firewall=self._server_firewall, on_connection=self._on_server_connection
+                firewall=self._server_firewall, on_connection=self._on_server_connection, **relay
             )
             self.listening = asyncio.get_running_loop().create_task(self._listen(self._server))
         await asyncio.shield(self.listening)
@@ -505,17 +537,25 @@ class Swarm:
         opened = False
         conn: Connection | None = None
         try:
+            relay: dict[str, Any] = {}
+            if self.relay_through is not None:
+                relay["relay_through"] = self._maybe_relay(peer.force_relaying)
             try:
                 conn = cast(
                     Connection,
                     await self.dht.connect(
-                        peer.public_key, keypair=self.key_pair, relay_addresses=peer.relay_addresses
+                        peer.public_key, keypair=self.key_pair, relay_addresses=peer.relay_addresses, **relay
                     ),
                 )
             except asyncio.CancelledError:
                 return  # replaced by the peer's own connection to us, or the swarm closed
             except Exception as err:
                 _log.debug("dial to %s failed: %s", peer.public_key.hex()[:16], err)
+                if self.relay_through is not None and relay_may_help(err):
+                    # As hyperswarm does: the next dial to this peer goes through the relay,
+                    # and soon (the failed attempts so far do not count).
+                    peer.force_relaying = True
+                    peer.attempts = 0
                 return
             if self.destroyed or self._all.get(peer.public_key) is not slot:
                 conn.close()
