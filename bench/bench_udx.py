@@ -24,7 +24,11 @@ TCP did not do; TCP itself is measured exactly as before.
 
 * Python UDX -> udx-native and udx-native -> Python UDX (interop/peers/udx_peer.js; the
   node side hashes what it receives or generates random bytes, so these rows include that);
-* udx-native -> udx-native inside one node process, for the JS reference's own speed.
+* udx-native -> udx-native inside one node process, for the JS reference's own speed;
+* both again through a relay: a third socket whose two streams forward to each other (what a
+  blind relay does), Python (``UdxStream.relay_to``, 1452 B packets, next to the same
+  transfer unrelayed) and udx-native (``relayTo``, in one node process). Each is printed as
+  a ratio to its own direct transfer: what a relay costs in each implementation.
 
 The JS rows need node and ``interop/node_modules``; without them they are reported as skipped.
 """
@@ -94,6 +98,38 @@ async def udx_python(total: int, payload: int) -> float:
     finally:
         await a.close()
         await b.close()
+
+
+async def udx_python_relayed(total: int, payload: int) -> float:
+    """``udx_python`` through a third socket whose two streams relay to each other
+    (``UdxStream.relay_to``: what a blind relay does for two peers), all in this process."""
+    a = await UdxSocket.bind(HOST)
+    b = await UdxSocket.bind(HOST)
+    r = await UdxSocket.bind(HOST)
+    try:
+        sa = a.create_stream(max_payload=payload, mtu_probing=False)
+        sb = b.create_stream(max_payload=payload, mtu_probing=False)
+        ra, rb = r.create_stream(), r.create_stream()
+        ra.connect(sa.id, *a.address)
+        rb.connect(sb.id, *b.address)
+        ra.relay_to(rb)
+        rb.relay_to(ra)
+        sa.connect(ra.id, *r.address)
+        sb.connect(rb.id, *r.address)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        counter = _Counter(total, done)
+        UdxTransport(sb, counter)
+        _, writer = await open_connection(sa)
+        data = _random_bytes(total)
+        t0 = time.perf_counter()
+        await asyncio.wait_for(_pump(writer, data), 120)
+        await asyncio.wait_for(done, 120)
+        elapsed = time.perf_counter() - t0
+        assert counter.n == total
+        return total / elapsed / 1e6
+    finally:
+        for sock in (a, b, r):
+            await sock.close()
 
 
 class _Counter(asyncio.Protocol):
@@ -232,13 +268,13 @@ async def udx_js_to_python(total: int) -> float:
         await sock.close()
 
 
-async def udx_js_to_js(total: int) -> float:
+async def udx_js_to_js(total: int, mode: str = "bench") -> float:
     node = shutil.which("node")
     assert node is not None
     proc = await asyncio.create_subprocess_exec(
         node,
         str(INTEROP / "peers" / "udx_peer.js"),
-        "bench",
+        mode,
         str(total),
         cwd=INTEROP,
         stdout=asyncio.subprocess.PIPE,
@@ -261,6 +297,8 @@ async def run(total: int, rounds: int) -> None:
     python_rows += [
         ("tcp     python -> python, two processes", lambda: two_processes("tcp", total)),
         ("udx     python -> python, two processes (2028 B)", lambda: two_processes("udx", total, 2028)),
+        ("udx     python -> python relay -> python (1452 B)", lambda: udx_python_relayed(total, 1452)),
+        ("udx     python -> python (1452 B, the same unrelayed)", lambda: udx_python(total, 1452)),
     ]
     if sys.platform.startswith("linux"):
         python_rows += [
@@ -275,11 +313,13 @@ async def run(total: int, rounds: int) -> None:
         (name, statistics.median(values)) for (name, _), values in zip(python_rows, samples, strict=True)
     ]
     has_js = shutil.which("node") is not None and (INTEROP / "node_modules" / "udx-native").is_dir()
-    for name, fn in (
+    js_rows: tuple[tuple[str, Callable[[int], Awaitable[float]]], ...] = (
         ("udx     python -> udx-native", udx_python_to_js),
         ("udx     udx-native -> python", udx_js_to_python),
         ("udx     udx-native -> udx-native", udx_js_to_js),
-    ):
+        ("udx     udx-native -> udx-native relay -> udx-native", lambda n: udx_js_to_js(n, "relaybench")),
+    )
+    for name, fn in js_rows:
         rows.append((name, await fn(total) if has_js else None))
     print(f"one-way bulk transfer of {total / 1e6:.1f} MB on loopback (Python rows: median of {rounds})")
     for name, mbps in rows:
@@ -293,7 +333,13 @@ async def run(total: int, rounds: int) -> None:
         apart_tcp, apart_udx = rows[5][1], rows[6][1]
         if apart_tcp and apart_udx:
             print(f"  python udx / python tcp: {apart_udx / apart_tcp:.2f} (2028 B, two processes)")
-        for name, value in rows[7 : len(python_rows)]:
+        relayed, unrelayed = rows[7][1], rows[8][1]
+        if relayed and unrelayed:
+            print(f"  python relayed / python direct: {relayed / unrelayed:.2f}")
+        js_direct, js_relayed = rows[-2][1], rows[-1][1]
+        if js_direct and js_relayed:
+            print(f"  udx-native relayed / udx-native direct: {js_relayed / js_direct:.2f}")
+        for name, value in rows[9 : len(python_rows)]:
             if value:
                 size = name.split(",")[1].strip()
                 print(f"  {size} floor / python tcp: {value / tcp:.2f} (the ceiling without any protocol)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import struct
 
 import pytest
 
@@ -157,3 +158,44 @@ async def test_relay_to_refuses_twice_and_closed_streams() -> None:
         extra.destroy()
         with pytest.raises(ProtocolError):
             t.sr.create_stream().relay_to(extra)
+
+
+async def test_coalesced_reads_are_forwarded_as_one_offload_send() -> None:
+    async with Relayed() as t:
+        t.connect_peers()
+        forwarded: list[bool] = []
+        original = t.r_a._forward_run
+
+        def spy(data: bytes, segment: int) -> bool:
+            forwarded.append(original(data, segment))
+            return forwarded[-1]
+
+        t.r_a._forward_run = spy  # type: ignore[method-assign]
+        data = os.urandom(4_000_000)
+        t.b.write(b"y")
+        async with asyncio.timeout(30):
+            _, got = await asyncio.gather(send_all(t.a, data), read_exactly(t.b, len(data)))
+        assert got == data
+        assert any(forwarded)
+
+
+def _header(flags: int, stream_id: int, seq: int) -> bytes:
+    return struct.pack("<BBBBIIII", 0xFF, 1, flags, 0, stream_id, 1 << 20, seq, 0)
+
+
+async def test_runs_that_are_not_all_ours_go_datagram_by_datagram() -> None:
+    async with Relayed() as t:
+        t.connect_peers()
+        t.b.write(b"y")  # connects r_b
+        async with asyncio.timeout(5):
+            while t.r_b.remote_address is None:
+                await asyncio.sleep(0.01)
+        segment = 100
+        body = bytes(segment - 20)
+        ours = [_header(1, t.r_a.id, i) + body for i in range(3)]
+        assert t.r_a._forward_run(b"".join(ours), segment)
+        mixed = [ours[0], _header(1, t.r_b.id, 1) + body, ours[2]]  # another stream's packet
+        assert not t.r_a._forward_run(b"".join(mixed), segment)
+        ending = [ours[0], _header(0x10, t.r_a.id, 1) + body]  # a DESTROY ends the relay too
+        assert not t.r_a._forward_run(b"".join(ending), segment)
+        assert not t.r_a._forward_run(b"".join(ours) + b"\xff\x01", segment)  # a torn last header

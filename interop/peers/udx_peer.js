@@ -15,7 +15,9 @@
 //
 // When the stream closes it prints {event: "closed", received, sha256, sent, sentSha256, error}
 // and exits. `bench <bytes>` moves <bytes> between two udx-native streams in this process and
-// prints {bytes, seconds}. Every mode gives up after 60 s.
+// prints {bytes, seconds}; `relaybench <bytes>` does the same through a third socket whose two
+// streams relay to each other (stream.relayTo, what a blind relay does). Every mode gives up
+// after 60 s.
 'use strict'
 
 const crypto = require('crypto')
@@ -28,16 +30,29 @@ const deadline = setTimeout(() => {
   process.exit(3)
 }, 60000)
 
-function bench(total) {
+function bench(total, relayed) {
   const u = new UDX()
   const a = u.createSocket()
   const b = u.createSocket()
+  const r = u.createSocket()
   a.bind(0, '127.0.0.1')
   b.bind(0, '127.0.0.1')
+  r.bind(0, '127.0.0.1')
   const s1 = u.createStream(1)
   const s2 = u.createStream(2)
-  s1.connect(a, 2, b.address().port, '127.0.0.1')
-  s2.connect(b, 1, a.address().port, '127.0.0.1')
+  if (relayed) {
+    const r1 = u.createStream(3)
+    const r2 = u.createStream(4)
+    r1.connect(r, 1, a.address().port, '127.0.0.1')
+    r2.connect(r, 2, b.address().port, '127.0.0.1')
+    r1.relayTo(r2)
+    r2.relayTo(r1)
+    s1.connect(a, 3, r.address().port, '127.0.0.1')
+    s2.connect(b, 4, r.address().port, '127.0.0.1')
+  } else {
+    s1.connect(a, 2, b.address().port, '127.0.0.1')
+    s2.connect(b, 1, a.address().port, '127.0.0.1')
+  }
   const chunk = crypto.randomBytes(65536)
   let received = 0
   const started = process.hrtime.bigint()
@@ -64,7 +79,7 @@ function bench(total) {
   const done = () => {
     if (++closed === 2) {
       clearTimeout(deadline)
-      Promise.all([a.close(), b.close()]).then(() => process.exit(0))
+      Promise.all([a.close(), b.close()]).then(() => process.exit(0)) // r: process exit
     }
   }
   s1.on('close', done)
@@ -185,7 +200,7 @@ function peer(mode, args) {
 }
 
 const [mode, ...args] = process.argv.slice(2)
-if (mode === 'bench') bench(Number(args[0]))
+if (mode === 'bench' || mode === 'relaybench') bench(Number(args[0]), mode === 'relaybench')
 else if (mode) peer(mode, args)
 else {
   console.error('usage: udx_peer.js echo|source <bytes>|sink|message|secret <init|resp> <seedHex>|bench <bytes>')

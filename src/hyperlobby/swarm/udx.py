@@ -62,6 +62,7 @@ from hyperlobby.swarm.udx_protocol import (
     DEFAULT_RECV_WINDOW,
     DEFAULT_TIMEOUT,
     FLAG_DESTROY,
+    HEADER_SIZE,
     LINGER,
     MAX_BURST_BYTES,
     MAX_BURST_PACKETS,
@@ -405,6 +406,14 @@ class UdxSocket:
             stream = self.udx.streams.get(peek_stream_id(data))
             if (
                 stream is not None
+                and stream._relay_to is not None
+                and stream.socket is self
+                and stream.remote_address == address
+                and stream._forward_run(data, segment)
+            ):
+                return
+            if (
+                stream is not None
                 and stream.socket is self
                 and stream.remote_address == address
                 and stream._relay_to is None
@@ -600,6 +609,29 @@ class UdxStream:
             raise ProtocolError("cannot relay to or from a closed UDX stream", stream_id=self.id)
         self._relay_to = destination
         destination._relayed_by.append(self)
+
+    def _forward_run(self, data: bytes, segment: int) -> bool:
+        """Forward a coalesced read as one segmentation-offload send (so the far end gets a
+        coalesced read too), when every datagram in it is a whole-header packet of this stream
+        and none is a DESTROY; False leaves it to :meth:`_forward`, datagram by datagram."""
+        destination = self._relay_to
+        if destination is None or self.closed.done() or destination.closed.done():
+            return False
+        socket, address = destination.socket, destination.remote_address
+        count = -(-len(data) // segment)
+        if socket is None or address is None or len(data) - (count - 1) * segment < HEADER_SIZE:
+            return False
+        for k in (0, 1, 4, 5, 6, 7):  # magic, version and our stream id, in every datagram
+            if data[k::segment] != bytes((data[k],)) * count:
+                return False
+        if any(flags & FLAG_DESTROY for flags in data[2::segment]):
+            return False
+        out = bytearray(data)
+        remote_id = (destination.state.remote_id & 0xFFFFFFFF).to_bytes(4, "little")
+        for k in range(4):
+            out[4 + k :: segment] = bytes((remote_id[k],)) * count
+        socket._send_gso(out, segment, address)
+        return True
 
     def _forward(self, data: bytes) -> None:
         destination = self._relay_to
