@@ -204,3 +204,27 @@ def test_select_relay_takes_a_key_a_list_or_a_function() -> None:
 def test_messages_round_trip_through_the_codecs() -> None:
     token = br.new_token()
     assert compact.decode(br.unpair, compact.encode(br.unpair, br.Unpair(token))) == br.Unpair(token)
+
+
+async def test_a_peer_asking_for_too_many_pairings_is_cut_off() -> None:
+    relay = Relay()
+    relay.server.max_pairs_per_session = 3
+    (alice, _, alice_end), (bob, _, _) = relay.client(), relay.client()
+    tokens = [br.new_token() for _ in range(3)]
+    await asyncio.wait_for(
+        asyncio.gather(
+            *(alice.pair(True, t, i) for i, t in enumerate(tokens)), *(bob.pair(False, t, 9) for t in tokens)
+        ),
+        5,
+    )
+    assert len(relay.made) == 6
+    alice.channel.send_pair(br.Pair(True, br.new_token(), 99))  # one more: over the limit
+    await asyncio.sleep(0.05)
+    assert alice_end.closed.done() and isinstance(alice_end.error, br.RelayError)
+    assert relay.server.stats.sessions_active == 1
+    # alice's pairs went with her session; bob's connection is untouched
+    assert all(s.closed.done() for s in relay.made)
+    token = br.new_token()
+    carol, _, _ = relay.client()
+    got = await asyncio.wait_for(asyncio.gather(bob.pair(True, token, 1), carol.pair(False, token, 2)), 5)
+    assert len(set(got)) == 2

@@ -71,6 +71,7 @@ TOKEN_SIZE: Final = 32
 PAIR: Final = 0
 UNPAIR: Final = 1
 PAIR_TIMEOUT: Final = 15.0  # JS gives a relay pairing 15 s
+MAX_PAIRS_PER_SESSION: Final = 64  # pairings (waiting or made) one relay connection may hold
 UPGRADE_GRACE: Final = 10.0  # a relayed stream that moved to a direct path keeps the relay this long
 
 
@@ -499,6 +500,13 @@ class _Session:
 
     def _on_pair(self, message: Pair) -> None:
         server = self.server
+        if len(self.pending) + len(self.links) >= server.max_pairs_per_session:
+            # Each pairing holds memory and, once made, two streams: a peer asking for more
+            # than any honest one needs is cut off (JS sets no bound).
+            self.conn.close(
+                RelayError("too many relay pairings on one connection", limit=server.max_pairs_per_session)
+            )
+            return
         pairing = server._pairings.get(message.token)
         if pairing is None:
             if message.token in server._made:
@@ -552,8 +560,11 @@ class BlindRelayServer:
     ``firewall``; relayed traffic flows through whatever socket that stream is reached on.
     """
 
-    def __init__(self, create_stream: CreateStream) -> None:
+    def __init__(
+        self, create_stream: CreateStream, *, max_pairs_per_session: int = MAX_PAIRS_PER_SESSION
+    ) -> None:
         self._create_stream = create_stream
+        self.max_pairs_per_session = max_pairs_per_session
         self._pairings: dict[bytes, _Pairing] = {}
         self._made: dict[bytes, tuple[_Link, _Link]] = {}
         self._sessions: set[_Session] = set()
