@@ -228,3 +228,12 @@ async def test_a_peer_asking_for_too_many_pairings_is_cut_off() -> None:
     carol, _, _ = relay.client()
     got = await asyncio.wait_for(asyncio.gather(bob.pair(True, token, 1), carol.pair(False, token, 2)), 5)
     assert len(set(got)) == 2
+
+
+async def test_a_stream_id_beyond_32_bits_loses_the_connection() -> None:
+    relay = Relay()
+    mallory, _, mallory_end = relay.client()
+    mallory.channel.send_pair(br.Pair(True, br.new_token(), 1 << 40))
+    await asyncio.sleep(0.05)
+    assert mallory_end.closed.done() and isinstance(mallory_end.error, ProtocolError)
+    assert relay.server.stats.pairings_requested == 0

@@ -532,6 +532,8 @@ class UdxStream:
         self._attach(socket or self.socket, remote_id, host, port)
 
     def _attach(self, socket: UdxSocket | None, remote_id: int, host: str, port: int) -> None:
+        if not 0 <= remote_id <= 0xFFFFFFFF:
+            raise ProtocolError("UDX stream ids are uint32", stream_id=self.id, remote_id=remote_id)
         socket = socket or self.default_socket
         if socket is None or socket.closed:
             raise ProtocolError("UDX stream needs an open socket to connect through", stream_id=self.id)

@@ -235,11 +235,17 @@ class RelayChannel:
             elif isinstance(event, ChannelMessage) and event.channel is self.channel:
                 try:
                     if event.type == PAIR:
-                        self._on_pair(compact.decode(pair, event.body))
+                        message = compact.decode(pair, event.body)
+                        if message.id > 0xFFFFFFFF:
+                            raise DecodeError("a UDX stream id is a uint32", id=message.id)
+                        self._on_pair(message)
                     elif event.type == UNPAIR:
                         self._on_unpair(compact.decode(unpair, event.body))
                 except DecodeError as err:
                     self.conn.close(ProtocolError("bad blind-relay message", cause=str(err)))
+                    return
+                except HyperlobbyError as err:  # what the message asked for cannot be done
+                    self.conn.close(err)
                     return
             elif isinstance(event, ChannelClosed | ChannelRejected) and event.channel is self.channel:
                 self._closed(RelayError("blind-relay channel closed"))
@@ -461,6 +467,7 @@ class _Link:
         self.remote_id = remote_id
         self.stream: UdxStream | None = None
         self.other: _Link | None = None
+        self.token: bytes | None = None  # set once paired
 
     def firewall(self, socket: UdxSocket, host: str, port: int) -> bool:
         """The first packet to our stream says where the peer is: connect there."""
@@ -590,15 +597,25 @@ class BlindRelayServer:
         self.stats.pairings_matched += 1
         initiator, responder = pairing.links[1], pairing.links[0]
         assert initiator is not None and responder is not None
-        for link in (initiator, responder):
-            link.stream = self._create_stream(link.firewall)
-            self.stats.streams_opened += 1
+        try:
+            for link in (initiator, responder):
+                link.stream = self._create_stream(link.firewall)
+                self.stats.streams_opened += 1
+        except HyperlobbyError as err:  # our socket is gone: the peers time out and go elsewhere
+            log.debug("relay could not open streams: %r", err)
+            for link in (initiator, responder):
+                if link.stream is not None:
+                    self.stats.streams_closed += 1
+                link.destroy()
+                link.session.pending.discard(pairing.token)
+            return
         initiator.other, responder.other = responder, initiator
         assert initiator.stream is not None and responder.stream is not None
         initiator.stream.relay_to(responder.stream)
         responder.stream.relay_to(initiator.stream)
         self._made[pairing.token] = (initiator, responder)
         for link in (initiator, responder):
+            link.token = pairing.token
             stream = link.stream
             assert stream is not None
             stream.closed.add_done_callback(self._unlinker(link))
@@ -611,10 +628,12 @@ class BlindRelayServer:
 
     def _unlink(self, link: _Link) -> None:
         """Destroy a made pair (both streams) and forget it."""
-        token = next((t for t, pair in self._made.items() if link in pair), None)
-        if token is None:
+        token = link.token
+        made = self._made.get(token) if token is not None else None
+        if token is None or made is None or link not in made:
             return
-        for end in self._made.pop(token):
+        del self._made[token]
+        for end in made:
             end.session.links.pop(token, None)
             if end.stream is not None:
                 self.stats.streams_closed += 1
