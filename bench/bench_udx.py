@@ -76,46 +76,27 @@ async def _pump(writer: asyncio.StreamWriter, data: bytes) -> None:
         await writer.drain()
 
 
-async def udx_python(total: int, payload: int) -> float:
+async def udx_python(total: int, payload: int, *, relayed: bool = False) -> float:
+    """One-way transfer between two streams on two sockets; ``relayed``: through a third
+    socket whose two streams relay to each other (``UdxStream.relay_to``: what a blind relay
+    does for two peers), all in this process."""
     a = await UdxSocket.bind(HOST)
     b = await UdxSocket.bind(HOST)
+    r = await UdxSocket.bind(HOST) if relayed else None
     try:
         sa = a.create_stream(max_payload=payload, mtu_probing=False)
         sb = b.create_stream(max_payload=payload, mtu_probing=False)
-        sa.connect(sb.id, *b.address)
-        sb.connect(sa.id, *a.address)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        counter = _Counter(total, done)
-        UdxTransport(sb, counter)
-        _, writer = await open_connection(sa)
-        data = _random_bytes(total)
-        t0 = time.perf_counter()
-        await asyncio.wait_for(_pump(writer, data), 120)
-        await asyncio.wait_for(done, 120)
-        elapsed = time.perf_counter() - t0
-        assert counter.n == total
-        return total / elapsed / 1e6
-    finally:
-        await a.close()
-        await b.close()
-
-
-async def udx_python_relayed(total: int, payload: int) -> float:
-    """``udx_python`` through a third socket whose two streams relay to each other
-    (``UdxStream.relay_to``: what a blind relay does for two peers), all in this process."""
-    a = await UdxSocket.bind(HOST)
-    b = await UdxSocket.bind(HOST)
-    r = await UdxSocket.bind(HOST)
-    try:
-        sa = a.create_stream(max_payload=payload, mtu_probing=False)
-        sb = b.create_stream(max_payload=payload, mtu_probing=False)
-        ra, rb = r.create_stream(), r.create_stream()
-        ra.connect(sa.id, *a.address)
-        rb.connect(sb.id, *b.address)
-        ra.relay_to(rb)
-        rb.relay_to(ra)
-        sa.connect(ra.id, *r.address)
-        sb.connect(rb.id, *r.address)
+        if r is None:
+            sa.connect(sb.id, *b.address)
+            sb.connect(sa.id, *a.address)
+        else:
+            ra, rb = r.create_stream(), r.create_stream()
+            ra.connect(sa.id, *a.address)
+            rb.connect(sb.id, *b.address)
+            ra.relay_to(rb)
+            rb.relay_to(ra)
+            sa.connect(ra.id, *r.address)
+            sb.connect(rb.id, *r.address)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         counter = _Counter(total, done)
         UdxTransport(sb, counter)
@@ -129,7 +110,8 @@ async def udx_python_relayed(total: int, payload: int) -> float:
         return total / elapsed / 1e6
     finally:
         for sock in (a, b, r):
-            await sock.close()
+            if sock is not None:
+                await sock.close()
 
 
 class _Counter(asyncio.Protocol):
@@ -297,7 +279,7 @@ async def run(total: int, rounds: int) -> None:
     python_rows += [
         ("tcp     python -> python, two processes", lambda: two_processes("tcp", total)),
         ("udx     python -> python, two processes (2028 B)", lambda: two_processes("udx", total, 2028)),
-        ("udx     python -> python relay -> python (1452 B)", lambda: udx_python_relayed(total, 1452)),
+        ("udx     python -> python relay -> python (1452 B)", lambda: udx_python(total, 1452, relayed=True)),
         ("udx     python -> python (1452 B, the same unrelayed)", lambda: udx_python(total, 1452)),
     ]
     if sys.platform.startswith("linux"):
