@@ -159,13 +159,14 @@ async def _bootstrap_async(args: argparse.Namespace) -> int:
         ) from None
     try:
         addr = f"{dht.address.host}:{dht.address.port}"
+        stop = _stop_on_signals()
         _announce(
             args,
             {"event": "listening", "bootstrap": addr},
             addr,
             f"bootstrap node running; use --bootstrap {addr} (or {ENV_BOOTSTRAP}={addr})",
         )
-        await _until_stopped()
+        await stop.wait()
     finally:
         await asyncio.wait_for(dht.close(), 10)
     return 0
@@ -184,12 +185,14 @@ def _announce(args: argparse.Namespace, event: dict[str, Any], value: str, hint:
         print(f"{hint}; Ctrl-C stops it", file=sys.stderr, flush=True)
 
 
-async def _until_stopped() -> None:
+def _stop_on_signals() -> asyncio.Event:
+    """An event SIGINT/SIGTERM set; installed before the command says it is up, so a signal
+    sent as soon as the caller reads that line still ends the command cleanly."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return stop
 
 
 def _relay_key_pair(path: str | None) -> Any:
@@ -226,13 +229,14 @@ async def _relay_async(args: argparse.Namespace) -> int:
     try:
         relay = await serve_relay(dht, kp)
         key = encode_id(relay.public_key)
+        stop = _stop_on_signals()
         _announce(
             args,
             {"event": "relaying", "key": key},
             key,
             f"relay running; peers use --relay-through {key} (or {ENV_RELAY_THROUGH}={key})",
         )
-        await _until_stopped()
+        await stop.wait()
         await asyncio.wait_for(relay.close(), 10)
     finally:
         await asyncio.wait_for(dht.close(), 10)

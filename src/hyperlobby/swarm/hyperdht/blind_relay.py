@@ -411,7 +411,7 @@ class RelayPath:
         self._close_timer = asyncio.get_running_loop().call_later(UPGRADE_GRACE, self.close)
 
     def _on_new_path(self, socket: UdxSocket, host: str, port: int) -> bool:
-        if self.closed and not self.upgraded:
+        if self.closed:
             return False
         if not self.is_relay(socket, host, port):
             self.upgrade(socket, host, port)
@@ -425,6 +425,8 @@ class RelayPath:
         if self._close_timer is not None:
             self._close_timer.cancel()
             self._close_timer = None
+        if self.stream is not None and self.stream.on_new_path == self._on_new_path:
+            self.stream.on_new_path = None  # from now on only the stream's own path counts
         if self.client is not None:
             self.client.close()
         if self.conn is not None:
