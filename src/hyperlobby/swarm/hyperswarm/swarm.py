@@ -25,6 +25,9 @@ This is hyperswarm 4 (``index.js``) over our :class:`~hyperlobby.swarm.hyperdht.
   already open stay, as in JS; close them if that is what you want).
 * ``flush()`` resolves when every joined topic has been announced and looked up, and every peer
   that was queued or dialling at that moment has connected or failed (or the swarm is full).
+* With ``relay_through`` (a blind relay's key), a dial that fails for want of a punchable path
+  marks the peer: its next dial goes through the relay, after the shortest backoff. While our
+  own NAT randomizes ports, every dial and every server handshake offers the relay.
 
 Everything the swarm decides (retry buckets, priorities, the duplicate rule, the queue) lives in
 the sans-IO modules next to this one; this class only wires them to asyncio. ``close()`` is
