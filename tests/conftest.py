@@ -158,3 +158,8 @@ def no_off_loopback_traffic(loopback_guard: None) -> Iterator[None]:
     tried, _violations[:] = list(_violations), []
     if tried:
         pytest.fail(f"this test tried to reach non-loopback addresses: {', '.join(tried)}")
+
+
+# The JS hyperdht testnet fixtures (js, big_js, py) for every hyperdht interop module. Imported
+# last: the helper's peer class imports names defined above from this module.
+from hyperdht_js import big_js, js, py  # noqa: E402, F401

@@ -12,6 +12,8 @@ import pytest
 
 from hyperlobby.swarm.hyperdht import HyperDht
 from hyperlobby.swarm.hyperdht import constants as C
+from hyperlobby.swarm.hyperdht.connect import connect
+from hyperlobby.swarm.hyperdht.connection import DhtConnection
 from hyperlobby.swarm.hyperdht.holepuncher import NatSampler
 from hyperlobby.swarm.hyperdht.punching import _Punch
 
@@ -34,6 +36,12 @@ async def python_dht(count: int, **options: Any) -> AsyncIterator[list[HyperDht]
         yield nodes
     finally:
         await asyncio.gather(*(n.close() for n in nodes))
+
+
+async def dial(client: HyperDht, key: bytes, relay: bytes | None = None, *, timeout: float) -> DhtConnection:
+    """Connect with neither the same-host shortcut nor an early probe, so the holepunch (or
+    the blind relay ``relay``) decides how the peers meet."""
+    return await connect(client, key, timeout=timeout, lan=False, fast_open=False, relay_through=relay)
 
 
 class RandomNat(NatSampler):

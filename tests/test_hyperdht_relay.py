@@ -13,21 +13,27 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import ROOT
-from dht_helpers import randomize_nat
+from dht_helpers import dial, randomize_nat
 from hyperlobby.crypto.keys import key_pair
 from hyperlobby.encoding.ids import decode_key
 from hyperlobby.swarm.hyperdht import blind_relay
 from hyperlobby.swarm.hyperdht.blind_relay import RelayNode, serve_relay
-from hyperlobby.swarm.hyperdht.connect import PeerConnectionFailed, connect
+from hyperlobby.swarm.hyperdht.connect import PeerConnectionFailed
+from hyperlobby.swarm.hyperdht.connection import DhtConnection
+from hyperlobby.swarm.hyperdht.dht import HyperDht
 from hyperlobby.swarm.hyperdht.punching import ClientPunch, ServerPunch
 from hyperlobby.swarm.udx import UdxStream
+from swarm_helpers import eventually
 from test_hyperdht_connect import WAIT, Net, echo_server, roundtrip
+
+FAST = [0.1, 0.2, 0.4, 2.0]  # swarm retry backoffs
 
 
 @pytest.fixture
@@ -44,10 +50,15 @@ async def relay_node(net: Net) -> RelayNode:
     return await serve_relay(await net.peer(persistent=True), key_pair())
 
 
-async def wait_until(predicate, timeout: float = WAIT) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.02)
+async def echo_peers(net: Net, **server_options: Any) -> tuple[bytes, list[DhtConnection], HyperDht]:
+    """A firewalled echo server and a firewalled client node: (server key, accepted, client)."""
+    server, accepted = await echo_server(await net.peer(persistent=False), **server_options)
+    assert server.public_key is not None
+    return server.public_key, accepted, await net.peer(persistent=False)
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = WAIT) -> None:
+    await eventually(predicate, "the condition", timeout)
 
 
 @pytest.mark.parametrize("named_by", ["client", "server"])
@@ -57,22 +68,16 @@ async def test_peers_that_cannot_holepunch_connect_through_a_relay(
     randomize_nat(monkeypatch, ServerPunch)
     randomize_nat(monkeypatch, ClientPunch)
     relay = await relay_node(net)
-    server_dht = await net.peer(persistent=False)
-    client_dht = await net.peer(persistent=False)
     server_opts = {"relay_through": relay.public_key} if named_by == "server" else {}
-    server, accepted = await echo_server(server_dht, **server_opts)
-    assert server.public_key is not None
-    client_relay = relay.public_key if named_by == "client" else None
-    conn = await connect(
-        client_dht, server.public_key, timeout=WAIT, lan=False, fast_open=False, relay_through=client_relay
-    )
+    server_key, accepted, client = await echo_peers(net, **server_opts)
+    conn = await dial(client, server_key, relay.public_key if named_by == "client" else None, timeout=WAIT)
     assert await roundtrip(conn, b"r" * 20_000) == b"echo:" + b"r" * 20_000
     relay_address = relay.server.dht.address
     # both ends run through the relay node's socket, each to its own relay stream
     assert conn.udx_stream.remote_address == (relay_address.host, relay_address.port)
     await wait_until(lambda: len(accepted) == 1)
     assert accepted[0].udx_stream.remote_address == (relay_address.host, relay_address.port)
-    assert conn.remote_public_key == server.public_key
+    assert conn.remote_public_key == server_key
     stats = relay.relay.stats
     assert stats.pairings_matched == 1 and stats.streams_active == 2 and stats.pairings_pending == 0
     # the relay forwarded without reading: its streams delivered nothing to it
@@ -90,12 +95,9 @@ async def test_without_a_relay_the_same_peers_cannot_connect(
 ) -> None:
     randomize_nat(monkeypatch, ServerPunch)
     randomize_nat(monkeypatch, ClientPunch)
-    server_dht = await net.peer(persistent=False)
-    client_dht = await net.peer(persistent=False)
-    server, _ = await echo_server(server_dht)
-    assert server.public_key is not None
+    server_key, _, client = await echo_peers(net)
     with pytest.raises(PeerConnectionFailed):
-        await connect(client_dht, server.public_key, timeout=WAIT, lan=False, fast_open=False)
+        await dial(client, server_key, timeout=WAIT)
 
 
 async def test_a_relay_nobody_runs_fails_the_connect_with_the_punch_error(
@@ -103,18 +105,12 @@ async def test_a_relay_nobody_runs_fails_the_connect_with_the_punch_error(
 ) -> None:
     randomize_nat(monkeypatch, ServerPunch)
     randomize_nat(monkeypatch, ClientPunch)
-    monkeypatch.setattr(blind_relay, "PAIR_TIMEOUT", 3.0)
-    server_dht = await net.peer(persistent=False)
-    client_dht = await net.peer(persistent=False)
-    server, accepted = await echo_server(server_dht)
-    assert server.public_key is not None
+    server_key, accepted, client = await echo_peers(net)
     nobody = key_pair().public_key
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(PeerConnectionFailed):
-        await connect(
-            client_dht, server.public_key, timeout=WAIT, lan=False, fast_open=False, relay_through=nobody
-        )
+        await dial(client, server_key, nobody, timeout=WAIT)
     assert loop.time() - started < WAIT  # failed on its own, not by the connect timeout
     assert not accepted
 
@@ -144,18 +140,8 @@ async def test_a_relayed_connection_moves_to_the_direct_path_once_punched(
     monkeypatch.setattr(blind_relay.RelayPath, "attach", attach)
     monkeypatch.setattr(ClientPunch, "run", late_run)
     relay = await relay_node(net)
-    server_dht = await net.peer(persistent=False)
-    client_dht = await net.peer(persistent=False)
-    server, accepted = await echo_server(server_dht)
-    assert server.public_key is not None
-    conn = await connect(
-        client_dht,
-        server.public_key,
-        timeout=WAIT,
-        lan=False,
-        fast_open=False,
-        relay_through=relay.public_key,
-    )
+    server_key, accepted, client = await echo_peers(net)
+    conn = await dial(client, server_key, relay.public_key, timeout=WAIT)
     relay_address = relay.server.dht.address
     relay_pair = (relay_address.host, relay_address.port)
     assert first_paths == [relay_pair]  # the relay won the race
@@ -185,18 +171,10 @@ async def test_a_swarm_relays_a_peer_it_could_not_punch_to(net: Net, monkeypatch
     randomize_nat(monkeypatch, ServerPunch)
     randomize_nat(monkeypatch, ClientPunch)
     relay = await relay_node(net)
-    a = Swarm(
-        await net.peer(persistent=False),
-        backoffs=[0.1, 0.2, 0.4, 2.0],
-        jitter=0.0,
-        relay_through=relay.public_key,
-    )
-    b = Swarm(
-        await net.peer(persistent=False),
-        backoffs=[0.1, 0.2, 0.4, 2.0],
-        jitter=0.0,
-        relay_through=relay.public_key,
-    )
+    a, b = [
+        Swarm(await net.peer(persistent=False), backoffs=FAST, jitter=0.0, relay_through=relay.public_key)
+        for _ in range(2)
+    ]
     dials: list[object] = []
     original = b.dht.connect
 
@@ -256,18 +234,8 @@ async def test_the_relay_command_serves_a_stable_key_that_peers_pair_through(
             keys.append(line["key"])
             if run == 0:
                 assert key_file.stat().st_mode & 0o777 == 0o600
-                server_dht = await net.peer(persistent=False)
-                client_dht = await net.peer(persistent=False)
-                server, _ = await echo_server(server_dht)
-                assert server.public_key is not None
-                conn = await connect(
-                    client_dht,
-                    server.public_key,
-                    timeout=WAIT,
-                    lan=False,
-                    fast_open=False,
-                    relay_through=decode_key(line["key"]),
-                )
+                server_key, _, client = await echo_peers(net)
+                conn = await dial(client, server_key, decode_key(line["key"]), timeout=WAIT)
                 assert await roundtrip(conn, b"via the command") == b"echo:via the command"
                 conn.close()
         finally:

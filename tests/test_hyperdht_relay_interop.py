@@ -10,50 +10,19 @@ so the relay is the only way through; the relay's own statistics show it paired 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from dht_helpers import randomize_nat
+from dht_helpers import dial, randomize_nat
+from hyperdht_js import WAIT, JsPeer, Py
 from hyperlobby.crypto.keys import key_pair
 from hyperlobby.swarm.hyperdht import blind_relay
 from hyperlobby.swarm.hyperdht.blind_relay import RelayNode, serve_relay
-from hyperlobby.swarm.hyperdht.connect import connect
 from hyperlobby.swarm.hyperdht.punching import ClientPunch, ServerPunch
 from hyperlobby.swarm.udx import UdxStream
-from test_hyperdht_connect_interop import WAIT, JsPeer, Py, echo_server
+from test_hyperdht_connect_interop import echo_server
 
 pytestmark = pytest.mark.interop
-
-
-@pytest.fixture
-async def js(tmp_path: Path) -> AsyncIterator[JsPeer]:
-    peer = await JsPeer.start(tmp_path)
-    try:
-        yield peer
-    finally:
-        await peer.close()
-
-
-@pytest.fixture
-async def big_js(tmp_path: Path) -> AsyncIterator[JsPeer]:
-    """12 nodes: enough for JS's NAT sampling to settle, so JS can holepunch (see the connect
-    interop tests)."""
-    peer = await JsPeer.start(tmp_path, 12)
-    try:
-        yield peer
-    finally:
-        await peer.close()
-
-
-@pytest.fixture
-async def py(js: JsPeer) -> AsyncIterator[Py]:
-    p = Py(js)
-    try:
-        yield p
-    finally:
-        await p.close()
 
 
 async def python_relay(py: Py) -> RelayNode:
@@ -108,14 +77,7 @@ async def test_python_peers_pair_through_a_js_relay(
         await py.node(), **({"relay_through": key} if named_by == "server" else {})
     )
     assert server.public_key is not None
-    conn = await connect(
-        await py.node(),
-        server.public_key,
-        timeout=WAIT,
-        lan=False,
-        fast_open=False,
-        relay_through=key if named_by == "client" else None,
-    )
+    conn = await dial(await py.node(), server.public_key, key if named_by == "client" else None, timeout=WAIT)
     conn.send(b"through js")
     assert await asyncio.wait_for(conn.recv(), WAIT) == b"echo:through js"
     assert conn.udx_stream.remote_address == (relay["address"]["host"], relay["address"]["port"])
@@ -135,13 +97,8 @@ async def test_python_client_names_a_js_relay_for_a_js_server(
     only_relayed_paths(monkeypatch)
     relay = await js.call(cmd="relay")
     served = await js.call(cmd="listen", mode="echo", firewalled=True, holepunch=False)
-    conn = await connect(
-        await py.node(),
-        bytes.fromhex(served["publicKey"]),
-        timeout=WAIT,
-        lan=False,
-        fast_open=False,
-        relay_through=bytes.fromhex(relay["publicKey"]),
+    conn = await dial(
+        await py.node(), bytes.fromhex(served["publicKey"]), bytes.fromhex(relay["publicKey"]), timeout=WAIT
     )
     conn.send(b"py->js")
     assert await asyncio.wait_for(conn.recv(), WAIT) == b"echo:py->js"
@@ -206,13 +163,11 @@ async def test_a_relayed_connection_to_js_moves_to_the_punched_path(
         relay = await big_js.call(cmd="relay")
         relay_path = (relay["address"]["host"], relay["address"]["port"])
         served = await big_js.call(cmd="listen", mode="echo", firewalled=True)
-        conn = await connect(
+        conn = await dial(
             await py.node(),
             bytes.fromhex(served["publicKey"]),
+            bytes.fromhex(relay["publicKey"]),
             timeout=WAIT,
-            lan=False,
-            fast_open=False,
-            relay_through=bytes.fromhex(relay["publicKey"]),
         )
         assert first_paths == [relay_path]  # the relay came first
         conn.send(b"first")
