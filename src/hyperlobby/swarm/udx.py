@@ -404,24 +404,15 @@ class UdxSocket:
         start = 0
         if is_udx(data):
             stream = self.udx.streams.get(peek_stream_id(data))
-            if (
-                stream is not None
-                and stream._relay_to is not None
-                and stream.socket is self
-                and stream.remote_address == address
-                and stream._forward_run(data, segment)
-            ):
-                return
-            if (
-                stream is not None
-                and stream.socket is self
-                and stream.remote_address == address
-                and stream._relay_to is None
-            ):
-                events, start = stream.state.receive_run(data, segment, now)
-                if start:
-                    stream._handle(events)
-                    touched[stream.id] = stream
+            if stream is not None and stream.socket is self and stream.remote_address == address:
+                if stream._relay_to is not None:
+                    if stream._forward_run(data, segment):
+                        return
+                else:
+                    events, start = stream.state.receive_run(data, segment, now)
+                    if start:
+                        stream._handle(events)
+                        touched[stream.id] = stream
         for k in range(start, len(data), segment):
             self._route(data[k : k + segment], address, now, touched)
 
@@ -629,7 +620,7 @@ class UdxStream:
         if any(flags & FLAG_DESTROY for flags in data[2::segment]):
             return False
         out = bytearray(data)
-        remote_id = (destination.state.remote_id & 0xFFFFFFFF).to_bytes(4, "little")
+        remote_id = destination.state.remote_id.to_bytes(4, "little")
         for k in range(4):
             out[4 + k :: segment] = bytes((remote_id[k],)) * count
         socket._send_gso(out, segment, address)
@@ -642,7 +633,7 @@ class UdxStream:
         socket, address = destination.socket, destination.remote_address
         if socket is not None and address is not None and not destination.closed.done():
             out = bytearray(data)
-            out[4:8] = (destination.state.remote_id & 0xFFFFFFFF).to_bytes(4, "little")
+            out[4:8] = destination.state.remote_id.to_bytes(4, "little")
             socket._sendto(out, address)
         if data[2] & FLAG_DESTROY:  # the end of the relayed connection: ours too
             self.destroy(notify=False)
